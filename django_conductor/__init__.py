@@ -1,0 +1,39 @@
+"""django_conductor: durable execution for Django on PostgreSQL alone."""
+
+from .api import cancel, invoke, retry
+from .context import Context, Event
+from .definition import Task, task
+from .exceptions import (
+    ChildExecutionFailed,
+    ChildExecutionTimeout,
+    ConductorError,
+    DuplicateStepName,
+    ExecutionCancelled,
+    ExecutionFailed,
+    NonRetryableError,
+    PayloadError,
+    StepResultError,
+    UnknownTask,
+)
+from .handle import ExecutionHandle
+
+__all__ = [
+    "ChildExecutionFailed",
+    "ChildExecutionTimeout",
+    "ConductorError",
+    "Context",
+    "DuplicateStepName",
+    "Event",
+    "ExecutionCancelled",
+    "ExecutionFailed",
+    "ExecutionHandle",
+    "NonRetryableError",
+    "PayloadError",
+    "StepResultError",
+    "Task",
+    "UnknownTask",
+    "cancel",
+    "invoke",
+    "retry",
+    "task",
+]

@@ -1,0 +1,192 @@
+"""Module-level calls: invoke by name, retry a failed execution, cancel one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from . import payloads
+from .conf import seconds
+from .cancellation import cancel_tree
+from .exceptions import ConductorError, PayloadError
+from .handle import ExecutionHandle
+from .notify import notify_ready
+from .registry import registry
+from .sql import EXECUTION, READY_CHANNEL
+
+if TYPE_CHECKING:
+    from .definition import Task
+
+LIVE_PREDICATE = (
+    "dedupe_key IS NOT NULL AND NOT superseded "
+    "AND status IN ('pending', 'running', 'sleeping', 'waiting')"
+)
+
+_INSERT_MANY = f"""
+WITH ins AS (
+    INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
+    SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, coalesce(%(run_at)s, now()),
+           %(max_attempts)s
+    FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
+    RETURNING id
+)
+SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS notified
+"""
+
+_INSERT_DEDUPED = f"""
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key)
+VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, coalesce(%(run_at)s, now()),
+        %(max_attempts)s, %(dedupe_key)s)
+ON CONFLICT (task_name, queue, dedupe_key) WHERE {LIVE_PREDICATE}
+DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority
+WHERE {EXECUTION}.status = 'pending'
+RETURNING id
+"""
+
+_SUPERSEDE = f"""
+UPDATE {EXECUTION} SET superseded = true
+WHERE task_name = %(task)s AND queue = %(queue)s AND dedupe_key = %(dedupe_key)s
+    AND {LIVE_PREDICATE}
+"""
+
+
+def enqueue(
+    task: Task,
+    items: list[Any],
+    *,
+    dedupe_key: str | None = None,
+    priority: int | None = None,
+    run_at: datetime | None = None,
+    delay: float | timedelta | None = None,
+    queue: str | None = None,
+) -> list[ExecutionHandle]:
+    """Insert executions in the caller's transaction; nothing is stored on bad input."""
+    if not task.invocable:
+        raise ConductorError(f"Task {task.name!r} is not invocable; it runs from its triggers.")
+    params = {
+        "task": task.name,
+        "queue": _queue(queue if queue is not None else task.queue),
+        "priority": _priority(priority if priority is not None else task.priority),
+        "run_at": _run_at(run_at, delay),
+        "max_attempts": task.max_attempts,
+    }
+    texts = [_payload_text(task.name, item) for item in items]
+    if not texts:
+        return []
+    with connection.cursor() as cursor:
+        if dedupe_key is None:
+            cursor.execute(_INSERT_MANY, {**params, "payloads": texts})
+            return [ExecutionHandle(row[0]) for row in cursor.fetchall()]
+        params.update(payload=texts[0], dedupe_key=_dedupe_key(dedupe_key))
+        with transaction.atomic():
+            cursor.execute(_INSERT_DEDUPED, params)
+            row = cursor.fetchone()
+            if row is None:
+                # The live execution with this key already runs: a new one takes the key.
+                cursor.execute(_SUPERSEDE, params)
+                cursor.execute(_INSERT_DEDUPED, params)
+                row = cursor.fetchone()
+            notify_ready(cursor, [params["queue"]])
+        return [ExecutionHandle(row[0])]
+
+
+def invoke(task_name: str, payload: Any = None, **options: Any) -> ExecutionHandle:
+    """``Task.invoke`` by registered name; raises ``UnknownTask`` for an unknown one."""
+    return registry.get(task_name).invoke(payload, **options)
+
+
+def retry(execution_id: int) -> bool:
+    """Put a failed (or cancelled) execution back to pending with a fresh attempt budget.
+
+    Completed steps are kept, so side effects already done are not repeated; children that
+    failed are retried with it. Returns False when the execution is not failed or cancelled.
+    """
+    from .models import Execution, FailedExecution, Step
+
+    with transaction.atomic():
+        execution = (
+            Execution.objects.select_for_update()
+            .filter(pk=execution_id, status__in=("failed", "cancelled"))
+            .first()
+        )
+        if execution is None:
+            return False
+        now = timezone.now()
+        Execution.objects.filter(pk=execution.pk).update(
+            status="pending", attempts=0, run_at=now, error="", finished_at=None,
+            cancel_requested_at=None, lease_owner=None, lease_expires_at=None,
+        )
+        FailedExecution.objects.filter(execution=execution, retried_at__isnull=True).update(
+            retried_at=now
+        )
+        failed_children = Step.objects.filter(
+            execution=execution, kind="invoke", child__isnull=False
+        ).exclude(error="")
+        for step in failed_children:
+            Step.objects.filter(pk=step.pk).update(error="", finished_at=None, result=None)
+            if step.child_id is not None:
+                _retry_child(step.child_id)
+        with connection.cursor() as cursor:
+            notify_ready(cursor, [execution.queue])
+    return True
+
+
+def _retry_child(child_id: int) -> None:
+    from .models import Execution
+
+    child = Execution.objects.filter(pk=child_id).first()
+    if child is not None and child.status in ("failed", "cancelled"):
+        retry(child_id)
+
+
+def cancel(execution_id: int, reason: str = "Cancelled by user") -> bool:
+    """Cancel an execution and its unfinished children.
+
+    Pending, sleeping and waiting ones are cancelled at once; a running one at its next step
+    or checkpoint. Returns False when there was nothing left to cancel.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        return cancel_tree(cursor, execution_id, reason)
+
+
+def _payload_text(task_name: str, payload: Any) -> str:
+    try:
+        return payloads.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise PayloadError(f"The payload for {task_name!r} is not JSON: {exc}") from None
+
+
+def _queue(queue: object) -> str:
+    if not isinstance(queue, str) or not queue.strip() or len(queue) > 100:
+        raise ValueError(f"queue must be a non-empty string of at most 100 characters: {queue!r}")
+    return queue
+
+
+def _priority(priority: object) -> int:
+    if not isinstance(priority, int) or isinstance(priority, bool):
+        raise ValueError(f"priority must be an integer, not {priority!r}")
+    return priority
+
+
+def _dedupe_key(key: object) -> str:
+    if not isinstance(key, str) or not key or len(key) > 200:
+        raise ValueError(f"dedupe_key must be a non-empty string of at most 200 characters: {key!r}")
+    return key
+
+
+def _run_at(run_at: datetime | None, delay: float | timedelta | None) -> datetime | None:
+    if run_at is not None and delay is not None:
+        raise ValueError("Pass run_at or delay, not both.")
+    if delay is not None:
+        if isinstance(delay, bool) or not isinstance(delay, int | float | timedelta):
+            raise ValueError(f"delay must be seconds or a timedelta, not {delay!r}")
+        return timezone.now() + timedelta(seconds=seconds(delay))
+    if run_at is not None:
+        if not isinstance(run_at, datetime):
+            raise ValueError(f"run_at must be a datetime, not {run_at!r}")
+        if timezone.is_naive(run_at):
+            raise ValueError(f"run_at must be timezone-aware, not the naive {run_at!r}")
+    return run_at

@@ -1,0 +1,47 @@
+"""Typed settings, read live from ``django.conf.settings`` with documented defaults."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings as django_settings
+
+PREFIX = "CONDUCTOR_"
+
+
+def seconds(value: float | timedelta) -> float:
+    """Accept a number of seconds or a timedelta."""
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+class Settings:
+    """``CONDUCTOR_*`` settings. Durations accept seconds or a ``timedelta``."""
+
+    #: Worker threads per ``conductor_worker`` process.
+    CONCURRENCY: int = 10
+    #: How long a claimed execution stays owned without a heartbeat (seconds).
+    LEASE: float = 30.0
+    #: How often a worker renews its leases and its heartbeat row (seconds).
+    HEARTBEAT_INTERVAL: float = 5.0
+    #: How often an idle worker polls when no notification arrives (seconds).
+    POLL_INTERVAL: float = 5.0
+    #: How long running executions may finish after SIGTERM/SIGINT (seconds).
+    SHUTDOWN_GRACE: float = 30.0
+    #: Default delays before attempts 2, 3, 4, 5+ (seconds).
+    RETRY_DELAYS: tuple[float, ...] = (15.0, 30.0, 60.0, 60.0)
+
+    DURATIONS = ("LEASE", "HEARTBEAT_INTERVAL", "POLL_INTERVAL", "SHUTDOWN_GRACE")
+
+    def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
+        if name.isupper() and name != "DURATIONS":
+            default = super().__getattribute__(name)
+            value = getattr(django_settings, PREFIX + name, default)
+            if name in type(self).DURATIONS:
+                return seconds(value)
+            return value
+        return super().__getattribute__(name)
+
+
+settings = Settings()

@@ -1,0 +1,49 @@
+"""Errors raised by django_conductor. Each docstring is the default message."""
+
+
+class ConductorError(Exception):
+    """django_conductor error."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class UnknownTask(ConductorError, LookupError):
+    """No task is registered under that name."""
+
+
+class PayloadError(ConductorError, TypeError):
+    """The payload cannot be stored as JSON."""
+
+
+class NonRetryableError(ConductorError):
+    """Raised by a handler to fail its execution at once, with no further attempts."""
+
+
+class DuplicateStepName(ConductorError):
+    """A step name was used twice in one run of a handler."""
+
+
+class StepResultError(ConductorError, TypeError):
+    """A step returned a value that cannot be stored as JSON."""
+
+
+class ExecutionFailed(ConductorError):
+    """The execution failed for good."""
+
+
+class ExecutionCancelled(ConductorError):
+    """The execution was cancelled."""
+
+
+class ChildExecutionFailed(ExecutionFailed):
+    """A child execution failed for good."""
+
+
+class ChildExecutionTimeout(ConductorError, TimeoutError):
+    """A child execution did not finish in time and was cancelled."""
+
+
+class AppNotReady(ConductorError):
+    """django_conductor is used before Django is set up: call django.setup() first,
+    or add "django_conductor" to INSTALLED_APPS."""

@@ -1,0 +1,71 @@
+"""``manage.py conductor_worker``: a thin shell around ``Worker``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from django_conductor.worker import Worker
+
+VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def queue_name(value: str) -> str:
+    if not value.strip() or len(value) > 100:
+        raise argparse.ArgumentTypeError("a queue name is 1 to 100 characters")
+    return value
+
+
+class Command(BaseCommand):
+    help = "Run a django_conductor worker: claim ready executions and run them."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--queue", "-q", dest="queues", action="append", type=queue_name, default=[],
+            help="Serve this queue (repeat for several). Default: every queue.",
+        )
+        parser.add_argument(
+            "--concurrency", "-c", type=positive_int, default=None,
+            help="Executions run at once, one thread each. Default: CONDUCTOR_CONCURRENCY (10).",
+        )
+        parser.add_argument(
+            "--burst", action="store_true",
+            help="Run what is ready now, then exit 0 (for scripts and tests).",
+        )
+        parser.add_argument(
+            "--worker-id", default=None,
+            help="A name for this worker in leases and heartbeats. Default: host-pid-random.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self._configure_logging(options["verbosity"])
+        Worker(
+            queues=options["queues"],
+            concurrency=options["concurrency"],
+            worker_id=options["worker_id"],
+            burst=options["burst"],
+        ).run()
+
+    def _configure_logging(self, verbosity: int) -> None:
+        level = VERBOSITY_LEVELS.get(verbosity, logging.DEBUG)
+        root = logging.getLogger("django_conductor")
+        root.setLevel(level)
+        if not root.handlers and not logging.getLogger().handlers:
+            handler = logging.StreamHandler(self.stderr._out)
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+            )
+            root.addHandler(handler)

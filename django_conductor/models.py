@@ -1,0 +1,236 @@
+"""The tables behind durable executions. Public: users query them with the ORM."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    PENDING = "pending", "Pending"
+    RUNNING = "running", "Running"
+    SLEEPING = "sleeping", "Sleeping"
+    WAITING = "waiting", "Waiting on child"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+#: States a worker may claim once ``run_at`` has passed.
+CLAIMABLE = (Status.PENDING, Status.SLEEPING, Status.WAITING)
+#: States that can still change; a dedupe key is unique among them.
+LIVE = (Status.PENDING, Status.RUNNING, Status.SLEEPING, Status.WAITING)
+FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+
+class ExecutionQuerySet(models.QuerySet["Execution"]):
+    def ready(self) -> ExecutionQuerySet:
+        """Claimable right now."""
+        return self.filter(status__in=CLAIMABLE, run_at__lte=timezone.now())
+
+    def pending(self) -> ExecutionQuerySet:
+        return self.filter(status=Status.PENDING)
+
+    def running(self) -> ExecutionQuerySet:
+        return self.filter(status=Status.RUNNING)
+
+    def sleeping(self) -> ExecutionQuerySet:
+        return self.filter(status=Status.SLEEPING)
+
+    def waiting(self) -> ExecutionQuerySet:
+        return self.filter(status=Status.WAITING)
+
+    def completed(self) -> ExecutionQuerySet:
+        return self.filter(status=Status.COMPLETED)
+
+    def failed(self) -> ExecutionQuerySet:
+        return self.filter(status=Status.FAILED)
+
+    def cancelled(self) -> ExecutionQuerySet:
+        return self.filter(status=Status.CANCELLED)
+
+    def live(self) -> ExecutionQuerySet:
+        return self.filter(status__in=LIVE)
+
+    def finished(self) -> ExecutionQuerySet:
+        return self.filter(status__in=FINISHED)
+
+    def lease_expired(self) -> ExecutionQuerySet:
+        """Running, but their worker stopped renewing the lease."""
+        return self.filter(status=Status.RUNNING, lease_expires_at__lt=timezone.now())
+
+
+class Execution(models.Model):
+    """One run of a task, from invoke to its final status, across attempts and replays."""
+
+    id = models.BigAutoField(primary_key=True)
+    task_name = models.CharField(max_length=200)
+    queue = models.CharField(max_length=100, db_default="default")
+    event_name = models.CharField(max_length=200, db_default="conductor.invoke")
+    payload = models.JSONField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=Status.choices, db_default=Status.PENDING.value
+    )
+    priority = models.IntegerField(db_default=0)
+    run_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        db_default=Now(),
+        help_text="Earliest time it may run next; empty while it waits on a child with no timeout.",
+    )
+    attempts = models.PositiveIntegerField(db_default=0, help_text="Attempts used so far.")
+    max_attempts = models.PositiveIntegerField(db_default=3)
+    claims = models.PositiveIntegerField(db_default=0, help_text="Times a worker claimed it.")
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True)
+    superseded = models.BooleanField(db_default=False)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+    )
+    parent_step = models.CharField(max_length=200, null=True, blank=True)
+    wake_pending = models.BooleanField(
+        db_default=False, help_text="A child finished while this execution was running."
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=200, null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, db_default="")
+    created_at = models.DateTimeField(db_default=Now())
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ExecutionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-id",)
+        indexes = [
+            models.Index(
+                models.F("priority").desc(),
+                "run_at",
+                "id",
+                name="conductor_claimable",
+                condition=Q(status__in=CLAIMABLE),
+            ),
+            models.Index(
+                "lease_expires_at", name="conductor_running", condition=Q(status="running")
+            ),
+            models.Index("task_name", "status", name="conductor_task_status"),
+            models.Index(fields=["status", "-id"], name="conductor_status_id"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                "task_name",
+                "queue",
+                "dedupe_key",
+                name="conductor_live_dedupe_key",
+                condition=Q(dedupe_key__isnull=False, superseded=False, status__in=LIVE),
+            ),
+            models.UniqueConstraint(
+                "parent",
+                "parent_step",
+                name="conductor_one_child_per_step",
+                condition=Q(parent__isnull=False),
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=Status.values), name="conductor_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} #{self.pk} ({self.status})"
+
+    @property
+    def duration(self):  # type: ignore[no-untyped-def]
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class StepKind(models.TextChoices):
+    STEP = "step", "Step"
+    SLEEP = "sleep", "Sleep"
+    INVOKE = "invoke", "Child invoke"
+
+
+class Step(models.Model):
+    """A recorded unit of work inside an execution; replays return its stored result."""
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(
+        Execution, on_delete=models.CASCADE, related_name="steps", db_index=False
+    )
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=8, choices=StepKind.choices, db_default="step")
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, db_default="")
+    attempt = models.PositiveIntegerField(db_default=1)
+    started_at = models.DateTimeField(db_default=Now())
+    finished_at = models.DateTimeField(null=True, blank=True)
+    wake_at = models.DateTimeField(
+        null=True, blank=True, help_text="A sleep's wake time, or a child invoke's deadline."
+    )
+    child = models.ForeignKey(
+        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ("execution", "id")
+        constraints = [
+            models.UniqueConstraint("execution", "name", name="conductor_step_name_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} of #{self.execution_id}"
+
+
+class FailedExecutionQuerySet(models.QuerySet["FailedExecution"]):
+    def unretried(self) -> FailedExecutionQuerySet:
+        return self.filter(retried_at__isnull=True)
+
+
+class FailedExecution(models.Model):
+    """The record of an execution that exhausted its attempts; kept after a retry."""
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="failures")
+    task_name = models.CharField(max_length=200)
+    error = models.TextField()
+    traceback = models.TextField(blank=True, db_default="")
+    attempts = models.PositiveIntegerField()
+    failed_at = models.DateTimeField(db_default=Now())
+    retried_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FailedExecutionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-failed_at", "-id")
+        indexes = [models.Index(fields=["-failed_at"], name="conductor_failed_at")]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} #{self.execution_id} failed"
+
+    def retry(self) -> bool:
+        """Put the execution back to pending with a fresh attempt budget, keeping its steps."""
+        from .api import retry
+
+        return retry(self.execution_id)
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per live worker process, renewed by its heartbeat."""
+
+    worker_id = models.CharField(max_length=200, primary_key=True)
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    queues = models.JSONField(default=list, blank=True, help_text="Empty means every queue.")
+    concurrency = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("worker_id",)
+
+    def __str__(self) -> str:
+        return self.worker_id

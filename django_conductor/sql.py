@@ -1,0 +1,182 @@
+"""The hot-path statements, in plain SQL. Every write a worker makes on an execution it
+runs is fenced on ``claims``: a worker whose lease was taken over changes nothing."""
+
+from __future__ import annotations
+
+EXECUTION = "django_conductor_execution"
+STEP = "django_conductor_step"
+FAILED = "django_conductor_failedexecution"
+HEARTBEAT = "django_conductor_workerheartbeat"
+
+#: Channel a worker listens on; the payload is the queue that has new work.
+READY_CHANNEL = "django_conductor_ready"
+#: Channel ``ExecutionHandle.wait`` listens on; the payload is comma-separated ids.
+FINISHED_CHANNEL = "django_conductor_finished"
+
+_CLAIM = f"""
+WITH picked AS (
+    SELECT id FROM {EXECUTION}
+    WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at <= now() {{queue_filter}}
+    ORDER BY priority DESC, run_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {EXECUTION} e
+SET status = 'running', attempts = e.attempts + 1, claims = e.claims + 1,
+    lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
+    started_at = coalesce(e.started_at, now()), wake_pending = false
+FROM picked WHERE e.id = picked.id
+RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
+    e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL,
+    (SELECT json_agg(json_build_array(s.name, s.kind, s.result, s.error,
+                                      s.finished_at IS NOT NULL, s.wake_at, s.child_id))::text
+     FROM {STEP} s WHERE s.execution_id = e.id)
+"""
+CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
+CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s)")
+
+#: One statement writes a batch of attempt outcomes and their failure records. A parked
+#: execution goes back to pending at once if a child finished while it ran (wake_pending).
+#: Returns what ``wake_parents`` and the notifications need.
+FINISH_ATTEMPTS = f"""
+WITH v AS (
+    SELECT * FROM unnest(
+        %(ids)s::bigint[], %(claims)s::int[], %(statuses)s::text[], %(run_ats)s::timestamptz[],
+        %(results)s::jsonb[], %(errors)s::text[], %(tracebacks)s::text[], %(refunds)s::int[]
+    ) AS v(id, claims, status, run_at, result, error, traceback, refund)
+), done AS (
+    UPDATE {EXECUTION} e SET
+        status = CASE WHEN v.status = 'waiting' AND e.wake_pending THEN 'pending'
+                      ELSE v.status END,
+        run_at = CASE WHEN v.status = 'waiting' AND e.wake_pending THEN now()
+                      WHEN v.status = 'waiting' THEN v.run_at
+                      ELSE coalesce(v.run_at, e.run_at) END,
+        attempts = e.attempts - v.refund,
+        result = coalesce(v.result, e.result),
+        error = coalesce(v.error, e.error),
+        finished_at = CASE WHEN v.status IN ('completed', 'failed', 'cancelled') THEN now() END,
+        lease_owner = NULL, lease_expires_at = NULL, wake_pending = false
+    FROM v
+    WHERE e.id = v.id AND e.claims = v.claims AND e.status = 'running'
+    RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts,
+        e.run_at, v.traceback
+), failures AS (
+    INSERT INTO {FAILED} (execution_id, task_name, error, traceback, attempts, failed_at)
+    SELECT id, task_name, error, coalesce(traceback, ''), attempts, now()
+    FROM done WHERE status = 'failed'
+)
+SELECT id, status, queue, parent_id IS NOT NULL, run_at <= now() FROM done
+"""
+
+#: Record a finished child's outcome as its parent's step and wake the parent; a parent
+#: still running is flagged so that it does not park after missing the wake-up.
+WAKE_PARENTS = f"""
+WITH finished AS (
+    UPDATE {STEP} s SET
+        result = CASE WHEN c.status = 'completed' THEN c.result END,
+        error = CASE WHEN c.status = 'completed' THEN ''
+                     ELSE coalesce(nullif(c.error, ''), c.status) END,
+        finished_at = now()
+    FROM {EXECUTION} c
+    WHERE c.id = ANY(%(ids)s) AND s.child_id = c.id AND s.finished_at IS NULL
+        AND c.status IN ('completed', 'failed', 'cancelled')
+    RETURNING s.execution_id
+)
+UPDATE {EXECUTION} p SET
+    status = CASE WHEN p.status = 'waiting' THEN 'pending' ELSE p.status END,
+    run_at = CASE WHEN p.status = 'waiting' THEN now() ELSE p.run_at END,
+    wake_pending = p.status = 'running'
+FROM finished f WHERE p.id = f.execution_id
+RETURNING p.id, p.status, p.queue
+"""
+
+#: Record a step, but only while this claim still owns the execution.
+RECORD_STEP = f"""
+INSERT INTO {STEP} (execution_id, name, kind, result, attempt, started_at, finished_at, wake_at)
+SELECT e.id, %(name)s, %(kind)s, %(result)s::jsonb, e.attempts, %(started_at)s,
+       %(finished_at)s, %(wake_at)s
+FROM {EXECUTION} e
+WHERE e.id = %(id)s AND e.claims = %(claims)s AND e.status = 'running'
+FOR SHARE
+ON CONFLICT (execution_id, name) DO NOTHING
+"""
+
+#: Create a child execution and the parent's step that waits for it, in one statement;
+#: the unique (parent, parent_step) pair makes a replay unable to create a second child.
+START_CHILD = f"""
+WITH owner AS (
+    SELECT id, attempts FROM {EXECUTION}
+    WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
+    FOR SHARE
+), child AS (
+    INSERT INTO {EXECUTION} (task_name, queue, payload, priority, max_attempts, parent_id,
+                             parent_step)
+    SELECT %(task_name)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
+           owner.id, %(name)s
+    FROM owner
+    ON CONFLICT (parent_id, parent_step) WHERE parent_id IS NOT NULL
+    DO UPDATE SET parent_step = EXCLUDED.parent_step
+    RETURNING id, queue
+)
+INSERT INTO {STEP} (execution_id, name, kind, attempt, wake_at, child_id)
+SELECT owner.id, %(name)s, 'invoke', owner.attempts, %(deadline)s, child.id
+FROM owner, child
+ON CONFLICT (execution_id, name) DO NOTHING
+RETURNING child_id, pg_notify('{READY_CHANNEL}', %(queue)s)
+"""
+
+#: Renew this worker's leases; returns what it still owns and which were cancelled.
+RENEW_LEASES = f"""
+UPDATE {EXECUTION} SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+WHERE lease_owner = %(worker)s AND status = 'running'
+RETURNING id, claims, cancel_requested_at IS NOT NULL
+"""
+
+BEAT = f"""
+INSERT INTO {HEARTBEAT} (worker_id, host, pid, queues, concurrency, started_at, last_seen_at)
+VALUES (%(worker)s, %(host)s, %(pid)s, %(queues)s::jsonb, %(concurrency)s, now(), now())
+ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now()
+"""
+
+FORGET_WORKER = f"DELETE FROM {HEARTBEAT} WHERE worker_id = %(worker)s"
+
+#: Heartbeats older than a few leases belong to workers that are gone.
+FORGET_DEAD_WORKERS = f"""
+DELETE FROM {HEARTBEAT} WHERE last_seen_at < now() - make_interval(secs => %(age)s)
+"""
+
+#: Re-queue executions whose worker stopped renewing the lease; the lost attempt counts,
+#: so one that has used all its attempts fails with a record saying why.
+REAP_EXPIRED = f"""
+WITH lost AS (
+    SELECT id FROM {EXECUTION}
+    WHERE status = 'running' AND lease_expires_at < now()
+    FOR UPDATE SKIP LOCKED
+), requeued AS (
+    UPDATE {EXECUTION} e SET
+        status = CASE WHEN e.attempts >= e.max_attempts THEN 'failed' ELSE 'pending' END,
+        finished_at = CASE WHEN e.attempts >= e.max_attempts THEN now() END,
+        run_at = now(),
+        error = 'Worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its lease '
+                || 'during attempt ' || e.attempts || '; the worker probably died.',
+        lease_owner = NULL, lease_expires_at = NULL
+    FROM lost WHERE e.id = lost.id
+    RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts
+), failures AS (
+    INSERT INTO {FAILED} (execution_id, task_name, error, traceback, attempts, failed_at)
+    SELECT id, task_name, error, '', attempts, now() FROM requeued WHERE status = 'failed'
+)
+SELECT id, status, queue, parent_id IS NOT NULL, true FROM requeued
+"""
+
+#: Give back what this worker still runs, without using up the attempt.
+HAND_BACK = f"""
+UPDATE {EXECUTION} SET status = 'pending', attempts = greatest(attempts - 1, 0), run_at = now(),
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE lease_owner = %(worker)s AND status = 'running' {{only}}
+RETURNING id, queue
+"""
+HAND_BACK_ALL = HAND_BACK.format(only="")
+HAND_BACK_SOME = HAND_BACK.format(only="AND id = ANY(%(ids)s)")
+
+NOTIFY = "SELECT pg_notify(%s, %s)"

@@ -1,0 +1,467 @@
+"""The worker: claims ready executions in batches, runs them on threads, writes their
+outcomes in batches, keeps their leases alive, and re-queues the work of dead workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue as queue_module
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import DatabaseError, InterfaceError, connection
+from django.utils import timezone
+
+from . import payloads, sql
+from .conf import settings
+from .definition import retry_delay
+from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
+from .exceptions import (
+    ChildExecutionFailed,
+    ChildExecutionTimeout,
+    ConductorError,
+    ExecutionCancelled,
+    NonRetryableError,
+)
+from .notify import connect_listener
+from .registry import registry
+from .transitions import after_status_changes
+
+logger = logging.getLogger("django_conductor.worker")
+
+#: Errors that end an execution at once, whatever attempts are left.
+FINAL_ERRORS = (NonRetryableError, ChildExecutionFailed, ChildExecutionTimeout)
+MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    task_name: str
+    queue: str
+    event_name: str
+    payload: Any
+    attempt: int
+    max_attempts: int
+    claims: int
+    cancel_requested: bool
+    steps: dict[str, RecordedStep]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Claimed:
+        steps = dict(RecordedStep.from_row(s) for s in payloads.loads(row[9]) or [])
+        return cls(row[0], row[1], row[2], row[3], payloads.loads(row[4]), *row[5:9], steps)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, as written by ``sql.FINISH_ATTEMPTS``."""
+
+    id: int
+    claims: int
+    status: str
+    run_at: datetime | None = None
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    refund: int = 0
+
+
+class Worker:
+    """One worker process. ``run()`` blocks until stopped (or drained, with ``burst``)."""
+
+    def __init__(
+        self,
+        *,
+        queues: Iterable[str] = (),
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+        burst: bool = False,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        self.queues = sorted(set(queues))
+        self.concurrency = concurrency or settings.CONCURRENCY
+        host = socket.gethostname()
+        self.host = host
+        self.worker_id = worker_id or f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.burst = burst
+        self.install_signal_handlers = install_signal_handlers
+        self.stopping = threading.Event()
+        self.stopped_hard = threading.Event()
+        self.wake = threading.Event()
+        self.jobs: queue_module.SimpleQueue[Claimed | None] = queue_module.SimpleQueue()
+        self.lock = threading.Lock()
+        self.running: dict[int, Context | None] = {}
+        self.outcomes: list[Outcome] = []
+        self.processed = 0
+        self._threads: list[threading.Thread] = []
+        self._previous_handlers: dict[int, Any] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def run(self) -> None:
+        logger.info(
+            "Worker %s starting: queues=%s concurrency=%d",
+            self.worker_id, self.queues or "all", self.concurrency,
+            extra={"action": "worker_start", "worker_id": self.worker_id},
+        )
+        if self.install_signal_handlers:
+            self._install_signal_handlers()
+        try:
+            self._start_threads()
+            self._beat()
+            self._loop()
+            self._drain()
+        finally:
+            self.stopping.set()
+            self._hand_back()
+            self._forget_self()
+            for _ in self._threads:
+                self.jobs.put(None)
+            if self.install_signal_handlers:
+                self._restore_signal_handlers()
+            connection.close()
+            logger.info(
+                "Worker %s stopped after %d executions", self.worker_id, self.processed,
+                extra={"action": "worker_stop", "worker_id": self.worker_id},
+            )
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop claiming; with ``now``, hand running executions back at once."""
+        if now:
+            self.stopped_hard.set()
+        self.stopping.set()
+        self.wake.set()
+
+    def _install_signal_handlers(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping.is_set():
+            logger.warning("Got %s again: handing everything back and exiting now", name)
+            self.stop(now=True)
+        else:
+            logger.info(
+                "Got %s: finishing running executions (grace %.0fs); send it again to exit now",
+                name, settings.SHUTDOWN_GRACE,
+            )
+            self.stop()
+
+    def _start_threads(self) -> None:
+        targets = [self._slot] * self.concurrency + [self._heartbeat, self._listen]
+        for index, target in enumerate(targets):
+            thread = threading.Thread(
+                target=target, name=f"conductor-{target.__name__.strip('_')}-{index}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    # -- the main loop -----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        backoff = 0.0
+        while not self.stopping.is_set():
+            self.wake.clear()
+            try:
+                self._flush()
+                claimed = self._claim()
+                backoff = 0.0
+            except (DatabaseError, InterfaceError) as exc:
+                backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
+                self._database_trouble(exc, backoff)
+                continue
+            if claimed:
+                continue  # there may be more ready work: claim again at once
+            with self.lock:
+                idle = not self.running and not self.outcomes
+            if self.burst and idle:
+                return
+            self.wake.wait(settings.POLL_INTERVAL)
+
+    def _database_trouble(self, exc: BaseException, backoff: float) -> None:
+        logger.warning(
+            "Database unavailable (%s); retrying in %.1fs", exc, backoff,
+            extra={"action": "database_error", "worker_id": self.worker_id},
+        )
+        connection.close()
+        self.stopping.wait(backoff)
+
+    def _claim(self) -> int:
+        with self.lock:
+            free = self.concurrency - len(self.running)
+        if free <= 0:
+            return 0
+        params = {
+            "limit": free,
+            "worker": self.worker_id,
+            "lease": settings.LEASE,
+            "queues": self.queues,
+        }
+        statement = sql.CLAIM_QUEUES if self.queues else sql.CLAIM_ANY_QUEUE
+        with _raw_cursor() as cursor:
+            cursor.execute(statement, params, prepare=True)
+            rows = cursor.fetchall()
+        with self.lock:
+            for row in rows:
+                self.running[row[0]] = None
+        for row in rows:
+            self.jobs.put(Claimed.from_row(row))
+        return len(rows)
+
+    def _flush(self) -> None:
+        """Write every outcome gathered so far in one transaction."""
+        with self.lock:
+            batch, self.outcomes = self.outcomes, []
+        if not batch:
+            return
+        columns = {
+            "ids": [o.id for o in batch],
+            "claims": [o.claims for o in batch],
+            "statuses": [o.status for o in batch],
+            "run_ats": [o.run_at for o in batch],
+            "results": [o.result for o in batch],
+            "errors": [o.error for o in batch],
+            "tracebacks": [o.traceback for o in batch],
+            "refunds": [o.refund for o in batch],
+        }
+        try:
+            conn = _raw_connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute(sql.FINISH_ATTEMPTS, columns, prepare=True)
+                rows = cursor.fetchall()
+                after_status_changes(cursor, rows)
+        except BaseException:
+            with self.lock:
+                self.outcomes[:0] = batch  # keep them for the next try
+            raise
+        written = {row[0] for row in rows}
+        lost = [o.id for o in batch if o.id not in written]
+        if lost:
+            logger.warning(
+                "Lost the lease on executions %s before writing their outcome; "
+                "their new owner decides", lost,
+                extra={"action": "lease_lost", "worker_id": self.worker_id},
+            )
+        with self.lock:
+            for outcome in batch:
+                self.running.pop(outcome.id, None)
+            self.processed += len(batch)
+
+    def _drain(self) -> None:
+        """After a stop: let running executions finish within the grace period."""
+        deadline = time.monotonic() + settings.SHUTDOWN_GRACE
+        while True:
+            try:
+                self._flush()
+            except (DatabaseError, InterfaceError) as exc:
+                self._database_trouble(exc, 1.0)
+            with self.lock:
+                busy = bool(self.running) or bool(self.outcomes)
+            if not busy or self.stopped_hard.is_set() or time.monotonic() >= deadline:
+                return
+            self.wake.wait(0.05)
+            self.wake.clear()
+
+    def _hand_back(self) -> None:
+        """Give whatever still runs back to the queue, without using up its attempt."""
+        try:
+            self._flush()
+            conn = _raw_connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.execute(sql.HAND_BACK_ALL, {"worker": self.worker_id})
+                rows = cursor.fetchall()
+                after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
+            if rows:
+                logger.warning(
+                    "Handed back %d running executions: %s", len(rows), [r[0] for r in rows],
+                    extra={"action": "hand_back", "worker_id": self.worker_id},
+                )
+        except (DatabaseError, InterfaceError) as exc:
+            logger.error(
+                "Could not hand back running executions (%s); their leases will expire", exc
+            )
+
+    def _forget_self(self) -> None:
+        try:
+            with _raw_cursor() as cursor:
+                cursor.execute(sql.FORGET_WORKER, {"worker": self.worker_id})
+        except (DatabaseError, InterfaceError):
+            pass
+
+    # -- execution slots ---------------------------------------------------------------
+
+    def _slot(self) -> None:
+        while True:
+            claimed = self.jobs.get()
+            if claimed is None:
+                break
+            try:
+                outcome = self._execute(claimed)
+            except BaseException:  # never lose a slot, whatever a handler does
+                logger.exception("Unexpected error running execution %s", claimed.id)
+                outcome = None
+            with self.lock:
+                if outcome is None:
+                    self.running.pop(claimed.id, None)
+                else:
+                    self.outcomes.append(outcome)
+            self.wake.set()
+        connection.close()
+
+    def _execute(self, claimed: Claimed) -> Outcome | None:
+        conn = _raw_connection()
+        ctx = Context(
+            execution_id=claimed.id,
+            task_name=claimed.task_name,
+            queue=claimed.queue,
+            attempt=claimed.attempt,
+            claims=claimed.claims,
+            recorded=claimed.steps,
+            stopping=self.stopping,
+            conn=conn,
+            cancelled=claimed.cancel_requested,
+        )
+        with self.lock:
+            self.running[claimed.id] = ctx
+        event = Event(claimed.event_name, claimed.payload, claimed.id, claimed.attempt)
+        done = _outcome_for(claimed)
+        try:
+            ctx.checkpoint()
+            task = registry.get(claimed.task_name)
+            if task.is_async:
+                result = asyncio.run(task.func(event, AsyncContext(ctx)))
+            else:
+                result = task.func(event, ctx)
+            try:
+                text = payloads.dumps(result)
+            except (TypeError, ValueError) as exc:
+                raise NonRetryableError(f"The handler returned a value that is not JSON: {exc}") from None
+            return done("completed", result=text, error="")
+        except Park as park:
+            return done(park.status, run_at=park.run_at, refund=1)
+        except LeaseLost:
+            ctx.logger.warning("Lost the lease mid-attempt; abandoning it to the new owner")
+            return None
+        except ExecutionCancelled as exc:
+            return done("cancelled", error=payloads.describe(exc))
+        except Exception as exc:
+            if isinstance(exc, DatabaseError | InterfaceError) and not connection.is_usable():
+                connection.close()
+            return self._failure(claimed, ctx, exc)
+
+    def _failure(self, claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
+        done = _outcome_for(claimed)
+        error = _error_text(exc)
+        if isinstance(exc, FINAL_ERRORS) or claimed.attempt >= claimed.max_attempts:
+            ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, error)
+            return done("failed", error=error, traceback=traceback.format_exc())
+        task = registry.tasks.get(claimed.task_name)
+        delays = task.retry_delays if task is not None else None
+        delay = retry_delay(delays, claimed.attempt + 1)
+        ctx.logger.warning(
+            "Attempt %d failed (%s); retrying in %.0fs", claimed.attempt, error, delay
+        )
+        return done("pending", run_at=timezone.now() + timedelta(seconds=delay), error=error)
+
+    # -- background duties -------------------------------------------------------------
+
+    def _heartbeat(self) -> None:
+        while not self.stopping.wait(settings.HEARTBEAT_INTERVAL):
+            try:
+                self._beat()
+            except (DatabaseError, InterfaceError) as exc:
+                logger.warning("Heartbeat failed (%s); will retry", exc)
+                connection.close()
+        connection.close()
+
+    def _beat(self) -> None:
+        """Renew leases and the heartbeat row, then re-queue dead workers' executions."""
+        conn = _raw_connection()
+        with conn.cursor() as cursor:
+            cursor.execute(
+                sql.BEAT,
+                {
+                    "worker": self.worker_id,
+                    "host": self.host,
+                    "pid": os.getpid(),
+                    "queues": payloads.dumps(self.queues),
+                    "concurrency": self.concurrency,
+                },
+            )
+            cursor.execute(sql.RENEW_LEASES, {"worker": self.worker_id, "lease": settings.LEASE})
+            self._note_cancellations(cursor.fetchall())
+        with conn.transaction(), conn.cursor() as cursor:
+            cursor.execute(sql.REAP_EXPIRED)
+            reaped = cursor.fetchall()
+            after_status_changes(cursor, reaped)
+        if reaped:
+            logger.warning(
+                "Re-queued %d executions whose worker stopped renewing its lease: %s",
+                len(reaped), [r[0] for r in reaped],
+                extra={"action": "reap", "worker_id": self.worker_id},
+            )
+        with conn.cursor() as cursor:
+            cursor.execute(sql.FORGET_DEAD_WORKERS, {"age": settings.LEASE * 4})
+
+    def _note_cancellations(self, rows: list[tuple[int, int, bool]]) -> None:
+        with self.lock:
+            for execution_id, _claims, cancel_requested in rows:
+                ctx = self.running.get(execution_id)
+                if cancel_requested and ctx is not None:
+                    ctx.request_cancel()
+
+    def _listen(self) -> None:
+        """Wake the main loop as soon as new work is announced on a queue we serve."""
+        backoff = 0.0
+        while not self.stopping.is_set():
+            try:
+                with connect_listener(sql.READY_CHANNEL) as listener:
+                    backoff = 0.0
+                    self.wake.set()  # catch up on anything announced while not listening
+                    while not self.stopping.is_set():
+                        for note in listener.notifies(timeout=1.0):
+                            if not self.queues or note.payload in self.queues:
+                                self.wake.set()
+            except Exception as exc:  # the main loop logs database trouble; just back off
+                backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
+                logger.debug("Listener disconnected (%s); reconnecting in %.1fs", exc, backoff)
+                self.stopping.wait(backoff)
+
+
+def _outcome_for(claimed: Claimed):  # type: ignore[no-untyped-def]
+    def done(status: str, **fields: Any) -> Outcome:
+        return Outcome(claimed.id, claimed.claims, status, **fields)
+
+    return done
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ConductorError):
+        return payloads.describe(exc)
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _raw_connection():  # type: ignore[no-untyped-def]
+    """This thread's Django connection, as the psycopg connection underneath it."""
+    connection.ensure_connection()
+    return connection.connection
+
+
+def _raw_cursor():  # type: ignore[no-untyped-def]
+    return _raw_connection().cursor()
