@@ -1,0 +1,105 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from django_conductor.worker import Worker
+
+from .factories import ExecutionFactory, FailedExecutionFactory, StepFactory
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def execution_factory():
+    return ExecutionFactory
+
+
+@pytest.fixture
+def step_factory():
+    return StepFactory
+
+
+@pytest.fixture
+def failed_execution_factory():
+    return FailedExecutionFactory
+
+
+@pytest.fixture
+def run_worker(transactional_db):
+    """Drain what is ready with an in-process worker (no signal handlers touched)."""
+
+    def run(**options):
+        options.setdefault("burst", True)
+        options.setdefault("concurrency", 4)
+        worker = Worker(install_signal_handlers=False, **options)
+        worker.run()
+        return worker
+
+    return run
+
+
+class WorkerProcess:
+    """A real ``manage.py conductor_worker`` subprocess on the test database."""
+
+    def __init__(self, *args, env=None):
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "CONDUCTOR_DATABASE_NAME": connection.settings_dict["NAME"],
+            "PYTHONPATH": str(ROOT),
+            **(env or {}),
+        }
+        command = [sys.executable, "-m", "django", "conductor_worker", "-v", "2", *args]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def signal(self, signum=signal.SIGTERM):
+        self.process.send_signal(signum)
+
+    def wait(self, timeout=30):
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+            raise AssertionError(f"worker did not exit within {timeout}s:\n{out}") from None
+        self.output = out
+        return self.process.returncode
+
+    def kill(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate()
+
+
+@pytest.fixture
+def worker_process(transactional_db):
+    """Start real worker processes; every one still alive at the end is killed."""
+    started = []
+
+    def start(*args, env=None):
+        proc = WorkerProcess(*args, env=env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+def wait_until(predicate, timeout=20.0, interval=0.02):
+    """Poll a condition a test needs to see; fails with the timeout named."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
