@@ -14,19 +14,22 @@ from .registry import registry
 @register("django_conductor")
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     """E001: the default database must be PostgreSQL; E005: through psycopg 3."""
-    default = connections["default"]
-    if default.vendor != "postgresql":
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return database_errors(connections["default"], psycopg3=is_psycopg3)
+
+
+def database_errors(connection: Any, *, psycopg3: bool) -> list[Error]:
+    if connection.vendor != "postgresql":
         return [
             Error(
                 "django_conductor needs PostgreSQL, but the default database is "
-                f"{default.vendor} ({default.settings_dict.get('ENGINE')!r}).",
+                f"{connection.vendor} ({connection.settings_dict.get('ENGINE')!r}).",
                 hint="Set DATABASES['default']['ENGINE'] to 'django.db.backends.postgresql'.",
                 id="django_conductor.E001",
             )
         ]
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
-
-    if not is_psycopg3:
+    if not psycopg3:
         return [
             Error(
                 "django_conductor needs psycopg 3, but Django is using psycopg2.",

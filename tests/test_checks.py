@@ -1,0 +1,122 @@
+from datetime import timedelta
+
+import pytest
+from django.core.checks import run_checks
+from django.db import connections
+from django.db.utils import ConnectionHandler
+from django.test import override_settings
+
+from django_conductor import task
+from django_conductor.checks import check_settings, check_tasks, database_errors
+from django_conductor.registry import registry
+
+
+@pytest.fixture
+def clean_registry():
+    """Tasks registered inside a test are removed afterwards."""
+    before = dict(registry.tasks)
+    duplicates = list(registry.duplicates)
+    yield registry
+    registry.tasks.clear()
+    registry.tasks.update(before)
+    registry.duplicates[:] = duplicates
+
+
+def ids(errors):
+    return [e.id for e in errors]
+
+
+def test_the_test_project_passes_every_check():
+    assert run_checks(tags=["django_conductor"]) == []
+
+
+def test_e001_database_that_is_not_postgresql():
+    handler = ConnectionHandler({"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
+    errors = database_errors(handler["default"], psycopg3=True)
+    assert ids(errors) == ["django_conductor.E001"]
+    assert "sqlite" in errors[0].msg and "ENGINE" in errors[0].hint
+
+
+def test_e005_postgresql_through_psycopg2():
+    errors = database_errors(connections["default"], psycopg3=False)
+    assert ids(errors) == ["django_conductor.E005"]
+    assert "psycopg" in errors[0].hint
+
+
+def test_e002_duplicate_task_name(clean_registry):
+    @task(name="twice")
+    def first(event, ctx):
+        pass
+
+    @task(name="twice")
+    def second(event, ctx):
+        pass
+
+    errors = check_tasks()
+    assert ids(errors) == ["django_conductor.E002"]
+    assert "first" in errors[0].msg and "second" in errors[0].msg
+    assert errors[0].hint
+
+
+def test_e003_unknown_task_option(clean_registry):
+    @task(name="typo", max_atempts=5)
+    def typo(event, ctx):
+        pass
+
+    errors = check_tasks()
+    assert ids(errors) == ["django_conductor.E003"]
+    assert "unknown option max_atempts=5" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"max_attempts": 0}, "max_attempts"),
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"priority": 1.5}, "priority"),
+        ({"queue": ""}, "queue"),
+        ({"concurrency": 0}, "concurrency"),
+        ({"batch": -1}, "batch"),
+        ({"retry_delays": [5, -1]}, "retry_delays"),
+        ({"retry_delays": "15s"}, "retry_delays"),
+        ({"retry_delays": []}, "retry_delays"),
+    ],
+)
+def test_e003_invalid_task_option_values(clean_registry, options, fragment):
+    @task(name="bad-options", **options)
+    def bad(event, ctx):
+        pass
+
+    errors = check_tasks()
+    assert ids(errors) == ["django_conductor.E003"]
+    assert fragment in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"CONDUCTOR_CONCURRENCY": 0},
+        {"CONDUCTOR_CONCURRENCY": "10"},
+        {"CONDUCTOR_LEASE": -1},
+        {"CONDUCTOR_POLL_INTERVAL": "soon"},
+        {"CONDUCTOR_SHUTDOWN_GRACE": True},
+        {"CONDUCTOR_RETRY_DELAYS": []},
+        {"CONDUCTOR_RETRY_DELAYS": [10, -5]},
+    ],
+)
+def test_e004_settings_of_the_wrong_kind(overrides):
+    with override_settings(**overrides):
+        errors = check_settings()
+    assert ids(errors) == ["django_conductor.E004"]
+    assert next(iter(overrides)) in errors[0].msg
+
+
+def test_e004_accepts_timedeltas():
+    with override_settings(CONDUCTOR_LEASE=timedelta(minutes=1), CONDUCTOR_RETRY_DELAYS=[timedelta(0)]):
+        assert check_settings() == []
+
+
+def test_e006_heartbeat_must_be_well_inside_the_lease():
+    with override_settings(CONDUCTOR_LEASE=10, CONDUCTOR_HEARTBEAT_INTERVAL=6):
+        errors = check_settings()
+    assert ids(errors) == ["django_conductor.E006"]

@@ -1,0 +1,221 @@
+import json
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from django_conductor import (
+    ExecutionCancelled,
+    ExecutionFailed,
+    PayloadError,
+    UnknownTask,
+    cancel,
+    invoke,
+)
+from django_conductor.models import Execution
+from django_conductor.registry import registry
+from tests.testapp.models import SideEffect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_invoke_in_rolled_back_transaction_leaves_nothing():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        invoke("echo", {"a": 1})
+        assert Execution.objects.count() == 1
+        raise RuntimeError("the caller's transaction rolls back")
+    assert Execution.objects.count() == 0
+
+
+def test_invoke_stores_a_pending_execution_with_task_defaults():
+    handle = invoke("always-fails", {"x": [1, 2]})
+    execution = Execution.objects.get(pk=handle.id)
+    assert (execution.status, execution.queue, execution.priority) == ("pending", "default", 0)
+    assert execution.payload == {"x": [1, 2]}
+    assert execution.max_attempts == 3
+    assert execution.event_name == "conductor.invoke"
+    assert handle.status() == "pending"
+
+
+def test_dedupe_key_replaces_a_pending_executions_payload_and_keeps_its_id():
+    first = invoke("echo", {"v": 1}, dedupe_key="order-7", priority=1)
+    later = timezone.now() + timedelta(hours=1)
+    second = invoke("echo", {"v": 2}, dedupe_key="order-7", priority=5, run_at=later)
+    assert second.id == first.id
+    execution = Execution.objects.get()
+    assert execution.payload == {"v": 2}
+    assert execution.priority == 5
+    assert execution.run_at == later
+
+
+def test_dedupe_key_of_a_running_execution_starts_a_new_one_and_supersedes_it():
+    first = invoke("echo", {"v": 1}, dedupe_key="k")
+    Execution.objects.filter(pk=first.id).update(status="running")
+    second = invoke("echo", {"v": 2}, dedupe_key="k")
+    assert second.id != first.id
+    assert Execution.objects.get(pk=first.id).superseded
+    assert Execution.objects.get(pk=second.id).payload == {"v": 2}
+    assert invoke("echo", {"v": 3}, dedupe_key="k").id == second.id
+
+
+def test_dedupe_key_of_a_finished_execution_starts_a_new_one():
+    first = invoke("echo", {"v": 1}, dedupe_key="k")
+    Execution.objects.filter(pk=first.id).update(status="completed")
+    assert invoke("echo", {"v": 2}, dedupe_key="k").id != first.id
+
+
+def test_dedupe_key_is_per_task_and_queue():
+    a = invoke("echo", 1, dedupe_key="same")
+    b = invoke("noop", 1, dedupe_key="same")
+    c = invoke("echo", 1, dedupe_key="same", queue="other")
+    assert len({a.id, b.id, c.id}) == 3
+
+
+@pytest.mark.parametrize("payload", [{1, 2}, object(), float("nan"), {"when": timezone.now()}])
+def test_payload_that_is_not_json_raises_payload_error_and_stores_nothing(payload):
+    with pytest.raises(PayloadError, match="not JSON"):
+        invoke("echo", payload)
+    assert Execution.objects.count() == 0
+
+
+def test_unknown_task_name_raises_unknown_task():
+    with pytest.raises(UnknownTask, match="no-such-task"):
+        invoke("no-such-task", {})
+    assert Execution.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"priority": "high"}, "priority"),
+        ({"delay": "soon"}, "delay"),
+        ({"run_at": "tomorrow"}, "run_at"),
+        ({"run_at": timezone.now().replace(tzinfo=None)}, "timezone-aware"),
+        ({"run_at": timezone.now(), "delay": 5}, "not both"),
+        ({"queue": ""}, "queue"),
+        ({"dedupe_key": ""}, "dedupe_key"),
+    ],
+)
+def test_bad_invoke_options_raise_clear_errors_and_store_nothing(options, message):
+    with pytest.raises(ValueError, match=message):
+        invoke("echo", {}, **options)
+    assert Execution.objects.count() == 0
+
+
+def test_delay_sets_run_at_in_the_future():
+    before = timezone.now()
+    handle = invoke("echo", {}, delay=timedelta(minutes=5))
+    run_at = Execution.objects.get(pk=handle.id).run_at
+    assert before + timedelta(minutes=5) <= run_at <= timezone.now() + timedelta(minutes=5)
+
+
+def test_invoke_many_inserts_all_in_order_with_one_statement(django_assert_num_queries):
+    task = registry.get("echo")
+    with django_assert_num_queries(1):
+        handles = task.invoke_many([{"n": n} for n in range(50)])
+    stored = dict(Execution.objects.values_list("id", "payload"))
+    assert [stored[h.id] for h in handles] == [{"n": n} for n in range(50)]
+
+
+def test_invoke_many_with_a_bad_payload_stores_nothing():
+    with pytest.raises(PayloadError):
+        registry.get("echo").invoke_many([{"ok": 1}, {"bad": {1}}])
+    assert Execution.objects.count() == 0
+
+
+def test_higher_priority_runs_first_then_earlier_run_at(run_worker):
+    now = timezone.now()
+    task = registry.get("record")
+    task.invoke("low-early", priority=0, run_at=now - timedelta(seconds=30))
+    task.invoke("high-late", priority=10, run_at=now - timedelta(seconds=1))
+    task.invoke("high-early", priority=10, run_at=now - timedelta(seconds=20))
+    task.invoke("low-late", priority=0, run_at=now - timedelta(seconds=10))
+    task.invoke("future", priority=100, run_at=now + timedelta(hours=1))
+    run_worker(concurrency=1)
+    order = list(SideEffect.objects.order_by("id").values_list("value", flat=True))
+    assert order == ["high-early", "high-late", "low-early", "low-late"]
+    assert Execution.objects.get(payload="future").status == "pending"
+
+
+def test_worker_serves_only_its_queues(run_worker):
+    task = registry.get("record")
+    task.invoke("a", queue="emails")
+    task.invoke("b", queue="reports")
+    run_worker(queues=["emails"])
+    assert list(SideEffect.objects.values_list("value", flat=True)) == ["a"]
+
+
+def test_wait_returns_the_result_soon_after_completion(run_worker):
+    handle = invoke("echo", {"x": 1})
+    run_worker()
+    assert handle.wait(timeout=1) == {"echo": {"x": 1}, "attempt": 1}
+
+
+def test_wait_is_woken_by_notify_not_by_polling(transactional_db):
+    """A waiter sees a completion within 100 ms; polling would take seconds."""
+    import threading
+
+    handle = invoke("echo", {"x": 1})
+    seen = {}
+
+    def waiter():
+        seen["result"] = handle.wait(timeout=10)
+        seen["at"] = time.monotonic()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    time.sleep(0.3)  # let the waiter start listening
+    from django_conductor.worker import Worker
+
+    worker = Worker(burst=True, install_signal_handlers=False, concurrency=1)
+    worker.run()
+    finished = time.monotonic()
+    thread.join(5)
+    assert seen["result"] == {"echo": {"x": 1}, "attempt": 1}
+    assert seen["at"] - finished < 0.1
+
+
+def test_wait_times_out_with_timeout_error():
+    handle = invoke("echo", {})
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        handle.wait(timeout=0.2)
+    assert time.monotonic() - started < 2
+
+
+def test_wait_raises_execution_failed_with_the_error(run_worker):
+    handle = invoke("non-retryable", {})
+    run_worker()
+    with pytest.raises(ExecutionFailed, match="no point retrying"):
+        handle.wait(timeout=1)
+
+
+def test_cancel_of_a_pending_execution_is_immediate_and_wait_raises():
+    handle = invoke("echo", {})
+    assert cancel(handle.id, reason="changed my mind")
+    execution = Execution.objects.get(pk=handle.id)
+    assert (execution.status, execution.error) == ("cancelled", "changed my mind")
+    with pytest.raises(ExecutionCancelled, match="changed my mind"):
+        handle.wait(timeout=1)
+    assert not cancel(handle.id)
+
+
+def test_invoke_notifies_listening_workers_on_commit(transactional_db):
+    from django_conductor.notify import connect_listener
+    from django_conductor.sql import READY_CHANNEL
+
+    with connect_listener(READY_CHANNEL) as listener:
+        with transaction.atomic():
+            invoke("echo", {}, queue="mail")
+            assert list(listener.notifies(timeout=0.2)) == []
+        notes = list(listener.notifies(timeout=1, stop_after=1))
+    assert [n.payload for n in notes] == ["mail"]
+
+
+def test_payload_round_trips_unicode_and_nesting(run_worker):
+    payload = {"name": "Zoë", "items": [1, 2.5, None, True, {"deep": ["x"]}]}
+    handle = invoke("echo", payload)
+    run_worker()
+    assert json.dumps(handle.wait(1)["echo"], sort_keys=True) == json.dumps(payload, sort_keys=True)
