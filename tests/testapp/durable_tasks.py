@@ -1,0 +1,127 @@
+"""Tasks with durable steps, sleeps and children; side effects are SideEffect rows."""
+
+from datetime import timedelta
+
+from django_conductor import ChildExecutionFailed, task
+
+from .models import SideEffect
+
+
+def effect(kind, value=""):
+    SideEffect.objects.create(kind=kind, value=str(value))
+    return kind
+
+
+def flag_set(name):
+    return SideEffect.objects.filter(kind="flag", value=name).exists()
+
+
+@task(name="order", max_attempts=3, retry_delays=[0])
+def order(event, ctx):
+    charge = ctx.step("charge", lambda: {"id": "ch_1", "effect": effect("charge")})
+    ctx.step("email", effect, "email")
+
+    def save():
+        effect("save-try", event.attempt)
+        if event.attempt == 1:
+            raise RuntimeError("database hiccup while saving")
+        return effect("save")
+
+    ctx.step("save", save)
+    return {"charge": charge["id"]}
+
+
+@task(name="hundred-items", max_attempts=2, retry_delays=[0])
+def hundred_items(event, ctx):
+    def process(item):
+        if item == 50 and event.attempt == 1:
+            raise RuntimeError("item 50 failed")
+        effect("item", item)
+        return item * 2
+
+    total = 0
+    for item in range(1, 101):
+        total += ctx.step(f"item-{item}", process, item)
+    return total
+
+
+@task(name="reminder", priority=5)
+def reminder(event, ctx):
+    ctx.step("welcome", effect, "welcome")
+    ctx.sleep("wait-a-day", timedelta(days=1))
+    ctx.step("remind", effect, "reminder")
+    return "reminded"
+
+
+@task(name="double")
+def double(event, ctx):
+    effect("double", event.payload)
+    return event.payload * 2
+
+
+@task(name="parent")
+def parent(event, ctx):
+    before = ctx.step("before", effect, "before")
+    child = ctx.invoke("double-it", "double", event.payload, queue="other")
+    return {"before": before, "child": child}
+
+
+@task(name="grandparent")
+def grandparent(event, ctx):
+    return ctx.invoke("parent", parent, event.payload)
+
+
+@task(name="child-fails", max_attempts=2, retry_delays=[0])
+def child_fails(event, ctx):
+    effect("child-attempt", event.attempt)
+    raise ValueError("card declined")
+
+
+@task(name="parent-of-failing-child")
+def parent_of_failing_child(event, ctx):
+    return ctx.invoke("pay", "child-fails", {})
+
+
+@task(name="parent-compensates")
+def parent_compensates(event, ctx):
+    try:
+        return ctx.invoke("pay", "child-fails", {})
+    except ChildExecutionFailed as exc:
+        ctx.step("refund", effect, "refund")
+        return {"compensated": str(exc)}
+
+
+@task(name="parent-with-timeout")
+def parent_with_timeout(event, ctx):
+    return ctx.invoke("slow-child", "double", 1, timeout=timedelta(minutes=5), queue="nowhere")
+
+
+@task(name="duplicate-steps")
+def duplicate_steps(event, ctx):
+    ctx.step("same", effect, "first")
+    ctx.step("same", effect, "second")
+
+
+@task(name="non-json-step")
+def non_json_step(event, ctx):
+    ctx.step("makes-a-set", lambda: {1, 2, 3})
+
+
+@task(name="async-everything")
+async def async_everything(event, ctx):
+    async def fetch():
+        return {"fetched": True}
+
+    got = await ctx.step("fetch", fetch)
+    plain = await ctx.step("plain", lambda: 41 + 1)
+    await ctx.sleep("nap", 0)
+    child = await ctx.invoke("child", "double", 21)
+    await ctx.checkpoint()
+    return {"got": got, "plain": plain, "child": child, "attempt": ctx.attempt}
+
+
+@task(name="steps-then-checkpoint")
+def steps_then_checkpoint(event, ctx):
+    ctx.step("one", effect, "one")
+    ctx.checkpoint()
+    return ctx.step("two", effect, "two")
