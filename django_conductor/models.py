@@ -113,6 +113,7 @@ class Execution(models.Model):
                 name="conductor_claimable",
                 condition=Q(status__in=CLAIMABLE),
             ),
+            models.Index("run_at", name="conductor_due", condition=Q(status__in=CLAIMABLE)),
             models.Index(
                 "lease_expires_at", name="conductor_running", condition=Q(status="running")
             ),

@@ -35,6 +35,15 @@ RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
 CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s)")
 
+_NEXT_DUE = f"""
+SELECT extract(epoch FROM min(run_at) - now()) FROM {EXECUTION}
+WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at > now() {{queue_filter}}
+"""
+#: Seconds until the next sleep, retry or delayed execution is due, so an idle worker
+#: wakes for it instead of waiting out the poll interval.
+NEXT_DUE_ANY_QUEUE = _NEXT_DUE.format(queue_filter="")
+NEXT_DUE_QUEUES = _NEXT_DUE.format(queue_filter="AND queue = ANY(%(queues)s)")
+
 #: One statement writes a batch of attempt outcomes and their failure records. A parked
 #: execution goes back to pending at once if a child finished while it ran (wake_pending).
 #: Returns what ``wake_parents`` and the notifications need.

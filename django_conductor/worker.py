@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from django.db import DatabaseError, InterfaceError, connection
 from django.utils import timezone
 
@@ -41,6 +42,8 @@ logger = logging.getLogger("django_conductor.worker")
 #: Errors that end an execution at once, whatever attempts are left.
 FINAL_ERRORS = (NonRetryableError, ChildExecutionFailed, ChildExecutionTimeout)
 MAX_BACKOFF = 30.0
+#: Django's wrapped errors (ORM) and psycopg's own (the hot path's raw cursors).
+DB_ERRORS = (DatabaseError, InterfaceError, psycopg.Error)
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ class Worker:
                 self._flush()
                 claimed = self._claim()
                 backoff = 0.0
-            except (DatabaseError, InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
                 self._database_trouble(exc, backoff)
                 continue
@@ -191,7 +194,7 @@ class Worker:
                 idle = not self.running and not self.outcomes
             if self.burst and idle:
                 return
-            self.wake.wait(settings.POLL_INTERVAL)
+            self.wake.wait(self._idle_wait())
 
     def _database_trouble(self, exc: BaseException, backoff: float) -> None:
         logger.warning(
@@ -200,6 +203,19 @@ class Worker:
         )
         connection.close()
         self.stopping.wait(backoff)
+
+    def _idle_wait(self) -> float:
+        """Until the next due execution, or the poll interval, whichever is sooner."""
+        statement = sql.NEXT_DUE_QUEUES if self.queues else sql.NEXT_DUE_ANY_QUEUE
+        try:
+            with _raw_cursor() as cursor:
+                cursor.execute(statement, {"queues": self.queues}, prepare=True)
+                due = cursor.fetchone()[0]
+        except DB_ERRORS:
+            return settings.POLL_INTERVAL  # the next loop turn deals with the database
+        if due is None:
+            return settings.POLL_INTERVAL
+        return max(0.0, min(float(due), settings.POLL_INTERVAL))
 
     def _claim(self) -> int:
         with self.lock:
@@ -268,7 +284,7 @@ class Worker:
         while True:
             try:
                 self._flush()
-            except (DatabaseError, InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 self._database_trouble(exc, 1.0)
             with self.lock:
                 busy = bool(self.running) or bool(self.outcomes)
@@ -291,7 +307,7 @@ class Worker:
                     "Handed back %d running executions: %s", len(rows), [r[0] for r in rows],
                     extra={"action": "hand_back", "worker_id": self.worker_id},
                 )
-        except (DatabaseError, InterfaceError) as exc:
+        except DB_ERRORS as exc:
             logger.error(
                 "Could not hand back running executions (%s); their leases will expire", exc
             )
@@ -300,7 +316,7 @@ class Worker:
         try:
             with _raw_cursor() as cursor:
                 cursor.execute(sql.FORGET_WORKER, {"worker": self.worker_id})
-        except (DatabaseError, InterfaceError):
+        except DB_ERRORS:
             pass
 
     # -- execution slots ---------------------------------------------------------------
@@ -360,7 +376,7 @@ class Worker:
         except ExecutionCancelled as exc:
             return done("cancelled", error=payloads.describe(exc))
         except Exception as exc:
-            if isinstance(exc, DatabaseError | InterfaceError) and not connection.is_usable():
+            if isinstance(exc, DB_ERRORS) and not connection.is_usable():
                 connection.close()
             return self._failure(claimed, ctx, exc)
 
@@ -384,7 +400,7 @@ class Worker:
         while not self.stopping.wait(settings.HEARTBEAT_INTERVAL):
             try:
                 self._beat()
-            except (DatabaseError, InterfaceError) as exc:
+            except DB_ERRORS as exc:
                 logger.warning("Heartbeat failed (%s); will retry", exc)
                 connection.close()
         connection.close()

@@ -1,0 +1,130 @@
+"""Leases, fencing and database loss, with in-process workers and real connections."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from django_conductor import invoke
+from django_conductor import sql as statements
+from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
+from django_conductor.notify import connect_listener
+from django_conductor.worker import Worker
+from tests.conftest import wait_until
+from tests.testapp.models import SideEffect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def claim_as(worker_id, lease=30.0):
+    """Claim like a worker would, on a connection of its own, and return the claimed row."""
+    with connect_listener() as conn:
+        params = {"limit": 1, "worker": worker_id, "lease": lease, "queues": []}
+        return conn.execute(statements.CLAIM_ANY_QUEUE, params).fetchone()
+
+
+def test_expired_lease_is_requeued_counting_the_lost_attempt(run_worker):
+    handle = invoke("record", "x")
+    row = claim_as("dead-worker", lease=0.01)
+    assert row[0] == handle.id
+    time.sleep(0.05)
+    run_worker()  # its first heartbeat reaps, then it runs the execution
+    execution = Execution.objects.get(pk=handle.id)
+    assert (execution.status, execution.attempts, execution.claims) == ("completed", 2, 2)
+    assert SideEffect.objects.filter(kind="ran").count() == 1
+
+
+def test_expired_lease_on_the_last_attempt_fails_with_a_record(run_worker):
+    handle = invoke("record", "x")
+    Execution.objects.filter(pk=handle.id).update(max_attempts=1)
+    claim_as("dead-worker", lease=0.01)
+    time.sleep(0.05)
+    run_worker()
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.status == "failed"
+    assert "dead-worker stopped renewing its lease" in execution.error
+    assert FailedExecution.objects.get(execution=execution).attempts == 1
+
+
+def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker):
+    handle = invoke("record", "x")
+    stale = claim_as("slow-worker", lease=0.01)
+    time.sleep(0.05)
+    run_worker()
+    assert Execution.objects.get(pk=handle.id).status == "completed"
+
+    stale_claims = stale[7]
+    with connect_listener() as conn:
+        step = conn.execute(
+            statements.RECORD_STEP,
+            {
+                "id": handle.id, "claims": stale_claims, "name": "late", "kind": "step",
+                "result": "1", "started_at": timezone.now(), "finished_at": timezone.now(),
+                "wake_at": None,
+            },
+        )
+        assert step.rowcount == 0
+        outcome = conn.execute(
+            statements.FINISH_ATTEMPTS,
+            {
+                "ids": [handle.id], "claims": [stale_claims], "statuses": ["failed"],
+                "run_ats": [None], "results": [None], "errors": ["late failure"],
+                "tracebacks": [""], "refunds": [0],
+            },
+        )
+        assert outcome.fetchall() == []
+    execution = Execution.objects.get(pk=handle.id)
+    assert (execution.status, execution.error) == ("completed", "")
+    assert not Step.objects.filter(name="late").exists()
+    assert not FailedExecution.objects.exists()
+
+
+def test_heartbeat_renews_leases_and_records_the_worker(transactional_db, settings):
+    settings.CONDUCTOR_LEASE = 2
+    settings.CONDUCTOR_HEARTBEAT_INTERVAL = 0.2
+    handle = invoke("slow", 1.0)
+    worker = Worker(install_signal_handlers=False, concurrency=1, worker_id="beating")
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(lambda: SideEffect.objects.filter(kind="started").exists())
+        first = Execution.objects.get(pk=handle.id).lease_expires_at
+        wait_until(lambda: Execution.objects.get(pk=handle.id).lease_expires_at > first, 3)
+        beat = WorkerHeartbeat.objects.get(worker_id="beating")
+        assert beat.pid > 0 and beat.concurrency == 1 and beat.queues == []
+        wait_until(lambda: Execution.objects.get(pk=handle.id).status == "completed", 5)
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not WorkerHeartbeat.objects.filter(worker_id="beating").exists()
+
+
+def test_worker_survives_losing_its_database_connections(transactional_db, settings):
+    settings.CONDUCTOR_POLL_INTERVAL = 0.2
+    worker = Worker(install_signal_handlers=False, concurrency=2, worker_id="survivor")
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        first = invoke("echo", 1)
+        assert first.wait(5)["echo"] == 1
+        with connection.cursor() as cursor:  # cut every other session to this database
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        second = invoke("echo", 2)
+        assert second.wait(15)["echo"] == 2
+    finally:
+        worker.stop()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_burst_worker_leaves_future_work_alone(run_worker):
+    later = invoke("echo", 1, delay=timedelta(hours=1))
+    worker = run_worker()
+    assert worker.processed == 0
+    assert Execution.objects.get(pk=later.id).status == "pending"
