@@ -1,0 +1,1 @@
+"""An example Django project that runs durable tasks with django_conductor."""
