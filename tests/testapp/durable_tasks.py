@@ -125,3 +125,15 @@ def steps_then_checkpoint(event, ctx):
     ctx.step("one", effect, "one")
     ctx.checkpoint()
     return ctx.step("two", effect, "two")
+
+
+@task(name="twenty-steps")
+def twenty_steps(event, ctx):
+    import time
+
+    def work(number):
+        effect("step", number)
+        time.sleep(event.payload.get("linger", 0.1))  # a window for SIGKILL mid-step
+        return number
+
+    return sum(ctx.step(f"step-{n}", work, n) for n in range(1, 21))
