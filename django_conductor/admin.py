@@ -41,7 +41,17 @@ def pretty_json(value: Any) -> str:
 class StepInline(admin.TabularInline):
     model = Step
     fk_name = "execution"
-    fields = ("name", "kind", "result", "error", "attempt", "started_at", "finished_at", "wake_at", "child")
+    fields = (
+        "name",
+        "kind",
+        "result",
+        "error",
+        "attempt",
+        "started_at",
+        "finished_at",
+        "wake_at",
+        "child",
+    )
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -56,7 +66,16 @@ class StepInline(admin.TabularInline):
 
 @admin.register(Execution)
 class ExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "task_name", "queue", "status", "attempts", "priority", "created_at", "run_at")
+    list_display = (
+        "id",
+        "task_name",
+        "queue",
+        "status",
+        "attempts",
+        "priority",
+        "created_at",
+        "run_at",
+    )
     list_filter = ("status", "queue", "task_name")
     search_fields = ("=id", "task_name", "dedupe_key")
     list_select_related = ("parent",)

@@ -9,8 +9,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import payloads
-from .conf import seconds
 from .cancellation import cancel_tree
+from .conf import seconds
 from .exceptions import ConductorError, PayloadError
 from .handle import ExecutionHandle
 from .notify import notify_ready
@@ -116,8 +116,14 @@ def retry(execution_id: int) -> bool:
             return False
         now = timezone.now()
         Execution.objects.filter(pk=execution.pk).update(
-            status="pending", attempts=0, run_at=now, error="", finished_at=None,
-            cancel_requested_at=None, lease_owner=None, lease_expires_at=None,
+            status="pending",
+            attempts=0,
+            run_at=now,
+            error="",
+            finished_at=None,
+            cancel_requested_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
         )
         FailedExecution.objects.filter(execution=execution, retried_at__isnull=True).update(
             retried_at=now
@@ -173,7 +179,9 @@ def _priority(priority: object) -> int:
 
 def _dedupe_key(key: object) -> str:
     if not isinstance(key, str) or not key or len(key) > 200:
-        raise ValueError(f"dedupe_key must be a non-empty string of at most 200 characters: {key!r}")
+        raise ValueError(
+            f"dedupe_key must be a non-empty string of at most 200 characters: {key!r}"
+        )
     return key
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -10,6 +11,7 @@ from django.db import connections
 
 from .conf import PREFIX, Settings
 from .registry import registry
+
 
 @register("django_conductor")
 def check_database(app_configs: Any = None, **kwargs: Any) -> list[Error]:
@@ -74,55 +76,63 @@ def _where(func: Any) -> str:
 
 @register("django_conductor")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """E004: CONDUCTOR_* settings with values of the wrong kind."""
-    errors = []
-    positive = {"CONCURRENCY": int, **{name: float for name in Settings.DURATIONS}}
-    for name, kind in positive.items():
-        if not hasattr(django_settings, PREFIX + name):
-            continue
-        value = getattr(django_settings, PREFIX + name)
-        if not _positive(value, kind):
-            errors.append(
-                Error(
-                    f"{PREFIX}{name} must be a positive {'integer' if kind is int else 'number of seconds or timedelta'}, not {value!r}.",
-                    hint=f"Fix or remove {PREFIX}{name} in your settings.",
-                    id="django_conductor.E004",
-                )
-            )
-    if hasattr(django_settings, PREFIX + "RETRY_DELAYS"):
-        delays = django_settings.CONDUCTOR_RETRY_DELAYS
-        if not isinstance(delays, list | tuple) or not delays or not all(
-            _positive(d, float, allow_zero=True) for d in delays
-        ):
-            errors.append(
-                Error(
-                    f"{PREFIX}RETRY_DELAYS must be a non-empty list of seconds or timedeltas, "
-                    f"none negative, not {delays!r}.",
-                    hint="For example CONDUCTOR_RETRY_DELAYS = [15, 30, 60].",
-                    id="django_conductor.E004",
-                )
-            )
-    lease = Settings().LEASE if not errors else None
-    beat = Settings().HEARTBEAT_INTERVAL if not errors else None
-    if lease is not None and beat is not None and beat * 2 > lease:
+    """E004: CONDUCTOR_* settings of the wrong kind; E006: a heartbeat too slow for the lease."""
+    wanted = {"CONCURRENCY": "a positive integer"}
+    wanted.update(dict.fromkeys(Settings.DURATIONS, "a positive number of seconds or timedelta"))
+    errors = [
+        _setting_error(name, description)
+        for name, description in wanted.items()
+        if _configured(name) and not _positive(_configured(name)[0], name == "CONCURRENCY")
+    ]
+    delays = _configured("RETRY_DELAYS")
+    if delays and not _valid_delays(delays[0]):
         errors.append(
-            Error(
-                f"{PREFIX}HEARTBEAT_INTERVAL ({beat}s) must be at most half of "
-                f"{PREFIX}LEASE ({lease}s), or live executions would lose their lease.",
-                hint="Lower the heartbeat interval or raise the lease.",
-                id="django_conductor.E006",
+            _setting_error(
+                "RETRY_DELAYS", "a non-empty list of seconds or timedeltas, none negative"
             )
         )
+    if not errors:
+        current = Settings()
+        if current.HEARTBEAT_INTERVAL * 2 > current.LEASE:
+            errors.append(
+                Error(
+                    f"{PREFIX}HEARTBEAT_INTERVAL ({current.HEARTBEAT_INTERVAL}s) must be at most "
+                    f"half of {PREFIX}LEASE ({current.LEASE}s), or running executions would "
+                    "lose their lease between heartbeats.",
+                    hint="Lower the heartbeat interval or raise the lease.",
+                    id="django_conductor.E006",
+                )
+            )
     return errors
 
 
-def _positive(value: Any, kind: type, *, allow_zero: bool = False) -> bool:
-    from datetime import timedelta
+def _configured(name: str) -> tuple[Any] | tuple[()]:
+    """The project's value as a 1-tuple, or () when the setting is left at its default."""
+    full = PREFIX + name
+    return (getattr(django_settings, full),) if hasattr(django_settings, full) else ()
 
+
+def _setting_error(name: str, description: str) -> Error:
+    value = getattr(django_settings, PREFIX + name)
+    return Error(
+        f"{PREFIX}{name} must be {description}, not {value!r}.",
+        hint=f"Fix or remove {PREFIX}{name} in your settings.",
+        id="django_conductor.E004",
+    )
+
+
+def _positive(value: Any, integer: bool = False) -> bool:
     if isinstance(value, bool):
         return False
-    if kind is float and isinstance(value, timedelta):
+    if isinstance(value, timedelta) and not integer:
         value = value.total_seconds()
-    if not isinstance(value, int if kind is int else int | float):
-        return False
-    return value >= 0 if allow_zero else value > 0
+    return isinstance(value, int if integer else int | float) and value > 0
+
+
+def _valid_delays(delays: Any) -> bool:
+    def non_negative(delay: Any) -> bool:
+        if isinstance(delay, timedelta):
+            return delay >= timedelta(0)
+        return isinstance(delay, int | float) and not isinstance(delay, bool) and delay >= 0
+
+    return isinstance(delays, list | tuple) and bool(delays) and all(map(non_negative, delays))

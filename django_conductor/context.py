@@ -14,6 +14,7 @@ import psycopg
 from django.utils import timezone
 
 from . import payloads
+from .cancellation import cancel_tree
 from .conf import seconds
 from .exceptions import (
     ChildExecutionFailed,
@@ -23,7 +24,6 @@ from .exceptions import (
     PayloadError,
     StepResultError,
 )
-from .cancellation import cancel_tree
 from .registry import registry
 from .sql import RECORD_STEP, START_CHILD
 
@@ -35,7 +35,7 @@ logger = logging.getLogger("django_conductor.execution")
 TIMEOUT_REASON = "Timed out: the parent stopped waiting"
 
 
-class Park(BaseException):  # noqa: N818 - control flow, not an error
+class Park(BaseException):
     """Unwinds the handler to park the execution; a BaseException so that a handler's
     ``except Exception`` cannot swallow it."""
 
@@ -45,7 +45,7 @@ class Park(BaseException):  # noqa: N818 - control flow, not an error
         self.run_at = run_at
 
 
-class LeaseLost(BaseException):  # noqa: N818 - control flow, not an error
+class LeaseLost(BaseException):
     """Another worker owns the execution now: abandon this attempt without writing."""
 
 
@@ -234,7 +234,9 @@ class Context:
 
     def _begin(self, name: str, kind: str) -> RecordedStep | None:
         if not isinstance(name, str) or not name or len(name) > 200:
-            raise ValueError(f"A step name must be a non-empty string of at most 200 characters: {name!r}")
+            raise ValueError(
+                f"A step name must be a non-empty string of at most 200 characters: {name!r}"
+            )
         if name in self._seen:
             raise DuplicateStepName(
                 f"Step name {name!r} is used twice in one run of {self.task_name!r}; "

@@ -57,15 +57,23 @@ class Task:
     def _invalid_values(self) -> list[str]:
         errors = []
         if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
-            errors.append(f"name must be a non-empty string of at most 200 characters, not {self.name!r}")
+            errors.append(
+                f"name must be a non-empty string of at most 200 characters, not {self.name!r}"
+            )
         if not isinstance(self.queue, str) or not self.queue.strip() or len(self.queue) > 100:
-            errors.append(f"queue must be a non-empty string of at most 100 characters, not {self.queue!r}")
+            errors.append(
+                f"queue must be a non-empty string of at most 100 characters, not {self.queue!r}"
+            )
         if not _is_int(self.max_attempts) or self.max_attempts < 1:
-            errors.append(f"max_attempts must be an integer of at least 1, not {self.max_attempts!r}")
+            errors.append(
+                f"max_attempts must be an integer of at least 1, not {self.max_attempts!r}"
+            )
         if not _is_int(self.priority):
             errors.append(f"priority must be an integer, not {self.priority!r}")
         if self.concurrency is not None and (not _is_int(self.concurrency) or self.concurrency < 1):
-            errors.append(f"concurrency must be None or an integer of at least 1, not {self.concurrency!r}")
+            errors.append(
+                f"concurrency must be None or an integer of at least 1, not {self.concurrency!r}"
+            )
         if self.batch is not None and (not _is_int(self.batch) or self.batch < 1):
             errors.append(f"batch must be None or an integer of at least 1, not {self.batch!r}")
         if self.retry_delays is not None and not callable(self.retry_delays):
@@ -155,9 +163,7 @@ def _is_duration(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
-def task(
-    name: str | Callable[..., Any] | None = None, **options: Any
-) -> Any:
+def task(name: str | Callable[..., Any] | None = None, **options: Any) -> Any:
     """Register a handler ``def handler(event, ctx)`` (or ``async def``) as a task.
 
     Usable bare (``@task``) or with options (``@task(name="send-mail", max_attempts=5)``).

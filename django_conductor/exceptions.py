@@ -42,8 +42,3 @@ class ChildExecutionFailed(ExecutionFailed):
 
 class ChildExecutionTimeout(ConductorError, TimeoutError):
     """A child execution did not finish in time and was cancelled."""
-
-
-class AppNotReady(ConductorError):
-    """django_conductor is used before Django is set up: call django.setup() first,
-    or add "django_conductor" to INSTALLED_APPS."""

@@ -83,17 +83,17 @@ class Execution(models.Model):
     attempts = models.PositiveIntegerField(db_default=0, help_text="Attempts used so far.")
     max_attempts = models.PositiveIntegerField(db_default=3)
     claims = models.PositiveIntegerField(db_default=0, help_text="Times a worker claimed it.")
-    dedupe_key = models.CharField(max_length=200, null=True, blank=True)
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     superseded = models.BooleanField(db_default=False)
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
     )
-    parent_step = models.CharField(max_length=200, null=True, blank=True)
+    parent_step = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     wake_pending = models.BooleanField(
         db_default=False, help_text="A child finished while this execution was running."
     )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
-    lease_owner = models.CharField(max_length=200, null=True, blank=True)
+    lease_owner = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, db_default="")

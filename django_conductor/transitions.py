@@ -25,7 +25,9 @@ def after_status_changes(cursor, rows: Iterable[tuple]) -> None:  # type: ignore
             ready_queues.add(queue)
     if with_parent:
         cursor.execute(WAKE_PARENTS, {"ids": with_parent})
-        ready_queues.update(queue for _id, status, queue in cursor.fetchall() if status == "pending")
+        ready_queues.update(
+            queue for _id, status, queue in cursor.fetchall() if status == "pending"
+        )
     if finished:
         notify_finished(cursor, finished)
     if ready_queues:

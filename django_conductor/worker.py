@@ -24,8 +24,8 @@ from django.utils import timezone
 
 from . import payloads, sql
 from .conf import settings
-from .definition import retry_delay
 from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
+from .definition import retry_delay
 from .exceptions import (
     ChildExecutionFailed,
     ChildExecutionTimeout,
@@ -114,7 +114,9 @@ class Worker:
     def run(self) -> None:
         logger.info(
             "Worker %s starting: queues=%s concurrency=%d",
-            self.worker_id, self.queues or "all", self.concurrency,
+            self.worker_id,
+            self.queues or "all",
+            self.concurrency,
             extra={"action": "worker_start", "worker_id": self.worker_id},
         )
         if self.install_signal_handlers:
@@ -134,7 +136,9 @@ class Worker:
                 self._restore_signal_handlers()
             connection.close()
             logger.info(
-                "Worker %s stopped after %d executions", self.worker_id, self.processed,
+                "Worker %s stopped after %d executions",
+                self.worker_id,
+                self.processed,
                 extra={"action": "worker_stop", "worker_id": self.worker_id},
             )
 
@@ -161,7 +165,8 @@ class Worker:
         else:
             logger.info(
                 "Got %s: finishing running executions (grace %.0fs); send it again to exit now",
-                name, settings.SHUTDOWN_GRACE,
+                name,
+                settings.SHUTDOWN_GRACE,
             )
             self.stop()
 
@@ -198,7 +203,9 @@ class Worker:
 
     def _database_trouble(self, exc: BaseException, backoff: float) -> None:
         logger.warning(
-            "Database unavailable (%s); retrying in %.1fs", exc, backoff,
+            "Database unavailable (%s); retrying in %.1fs",
+            exc,
+            backoff,
             extra={"action": "database_error", "worker_id": self.worker_id},
         )
         connection.close()
@@ -270,7 +277,8 @@ class Worker:
         if lost:
             logger.warning(
                 "Lost the lease on executions %s before writing their outcome; "
-                "their new owner decides", lost,
+                "their new owner decides",
+                lost,
                 extra={"action": "lease_lost", "worker_id": self.worker_id},
             )
         with self.lock:
@@ -304,7 +312,9 @@ class Worker:
                 after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
             if rows:
                 logger.warning(
-                    "Handed back %d running executions: %s", len(rows), [r[0] for r in rows],
+                    "Handed back %d running executions: %s",
+                    len(rows),
+                    [r[0] for r in rows],
                     extra={"action": "hand_back", "worker_id": self.worker_id},
                 )
         except DB_ERRORS as exc:
@@ -366,7 +376,9 @@ class Worker:
             try:
                 text = payloads.dumps(result)
             except (TypeError, ValueError) as exc:
-                raise NonRetryableError(f"The handler returned a value that is not JSON: {exc}") from None
+                raise NonRetryableError(
+                    f"The handler returned a value that is not JSON: {exc}"
+                ) from None
             return done("completed", result=text, error="")
         except Park as park:
             return done(park.status, run_at=park.run_at, refund=1)
@@ -428,7 +440,8 @@ class Worker:
         if reaped:
             logger.warning(
                 "Re-queued %d executions whose worker stopped renewing its lease: %s",
-                len(reaped), [r[0] for r in reaped],
+                len(reaped),
+                [r[0] for r in reaped],
                 extra={"action": "reap", "worker_id": self.worker_id},
             )
         with conn.cursor() as cursor:

@@ -57,7 +57,11 @@ class WorkerProcess:
         }
         command = [sys.executable, "-m", "django", "conductor_worker", "-v", "2", *args]
         self.process = subprocess.Popen(
-            command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            command,
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             text=True,
         )
 

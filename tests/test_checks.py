@@ -31,7 +31,9 @@ def test_the_test_project_passes_every_check():
 
 
 def test_e001_database_that_is_not_postgresql():
-    handler = ConnectionHandler({"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}})
+    handler = ConnectionHandler(
+        {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    )
     errors = database_errors(handler["default"], psycopg3=True)
     assert ids(errors) == ["django_conductor.E001"]
     assert "sqlite" in errors[0].msg and "ENGINE" in errors[0].hint
@@ -112,7 +114,9 @@ def test_e004_settings_of_the_wrong_kind(overrides):
 
 
 def test_e004_accepts_timedeltas():
-    with override_settings(CONDUCTOR_LEASE=timedelta(minutes=1), CONDUCTOR_RETRY_DELAYS=[timedelta(0)]):
+    with override_settings(
+        CONDUCTOR_LEASE=timedelta(minutes=1), CONDUCTOR_RETRY_DELAYS=[timedelta(0)]
+    ):
         assert check_settings() == []
 
 

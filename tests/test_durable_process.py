@@ -32,7 +32,9 @@ def test_sigkill_mid_twenty_steps_committed_steps_never_rerun(worker_process):
     second.signal(signal.SIGTERM)
     assert second.wait(10) == 0, second.output
 
-    runs = Counter(int(v) for v in SideEffect.objects.filter(kind="step").values_list("value", flat=True))
+    runs = Counter(
+        int(v) for v in SideEffect.objects.filter(kind="step").values_list("value", flat=True)
+    )
     assert sorted(runs) == list(range(1, 21))  # every step ran
     for name in committed_before_kill:
         assert runs[int(name.split("-")[1])] == 1, f"{name} was committed yet ran again"

@@ -61,8 +61,13 @@ def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker)
         step = conn.execute(
             statements.RECORD_STEP,
             {
-                "id": handle.id, "claims": stale_claims, "name": "late", "kind": "step",
-                "result": "1", "started_at": timezone.now(), "finished_at": timezone.now(),
+                "id": handle.id,
+                "claims": stale_claims,
+                "name": "late",
+                "kind": "step",
+                "result": "1",
+                "started_at": timezone.now(),
+                "finished_at": timezone.now(),
                 "wake_at": None,
             },
         )
@@ -70,9 +75,14 @@ def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker)
         outcome = conn.execute(
             statements.FINISH_ATTEMPTS,
             {
-                "ids": [handle.id], "claims": [stale_claims], "statuses": ["failed"],
-                "run_ats": [None], "results": [None], "errors": ["late failure"],
-                "tracebacks": [""], "refunds": [0],
+                "ids": [handle.id],
+                "claims": [stale_claims],
+                "statuses": ["failed"],
+                "run_ats": [None],
+                "results": [None],
+                "errors": ["late failure"],
+                "tracebacks": [""],
+                "refunds": [0],
             },
         )
         assert outcome.fetchall() == []

@@ -7,3 +7,6 @@ class SideEffect(models.Model):
     kind = models.CharField(max_length=50)
     value = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.kind}: {self.value}"

@@ -34,19 +34,29 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "--queue", "-q", dest="queues", action="append", type=queue_name, default=[],
+            "--queue",
+            "-q",
+            dest="queues",
+            action="append",
+            type=queue_name,
+            default=[],
             help="Serve this queue (repeat for several). Default: every queue.",
         )
         parser.add_argument(
-            "--concurrency", "-c", type=positive_int, default=None,
+            "--concurrency",
+            "-c",
+            type=positive_int,
+            default=None,
             help="Executions run at once, one thread each. Default: CONDUCTOR_CONCURRENCY (10).",
         )
         parser.add_argument(
-            "--burst", action="store_true",
+            "--burst",
+            action="store_true",
             help="Run what is ready now, then exit 0 (for scripts and tests).",
         )
         parser.add_argument(
-            "--worker-id", default=None,
+            "--worker-id",
+            default=None,
             help="A name for this worker in leases and heartbeats. Default: host-pid-random.",
         )
 
