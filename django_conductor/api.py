@@ -115,7 +115,19 @@ def retry(execution_id: int) -> bool:
         if execution is None:
             return False
         now = timezone.now()
+        key_taken = (
+            execution.dedupe_key is not None
+            and Execution.objects.live()
+            .filter(
+                task_name=execution.task_name,
+                queue=execution.queue,
+                dedupe_key=execution.dedupe_key,
+                superseded=False,
+            )
+            .exists()
+        )
         Execution.objects.filter(pk=execution.pk).update(
+            superseded=execution.superseded or key_taken,
             status="pending",
             attempts=0,
             run_at=now,
@@ -132,7 +144,11 @@ def retry(execution_id: int) -> bool:
             execution=execution, kind="invoke", child__isnull=False
         ).exclude(error="")
         for step in failed_children:
-            Step.objects.filter(pk=step.pk).update(error="", finished_at=None, result=None)
+            # A child timeout starts afresh: the same length of time from now.
+            deadline = now + (step.wake_at - step.started_at) if step.wake_at else None
+            Step.objects.filter(pk=step.pk).update(
+                error="", finished_at=None, result=None, started_at=now, wake_at=deadline
+            )
             if step.child_id is not None:
                 _retry_child(step.child_id)
         with connection.cursor() as cursor:

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.checks import Error, register
+from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import connections
 
 from .conf import PREFIX, Settings
@@ -43,9 +43,10 @@ def database_errors(connection: Any, *, psycopg3: bool) -> list[Error]:
 
 
 @register("django_conductor")
-def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[Error]:
-    """E002: duplicate task names; E003: unknown or invalid task options."""
-    errors = []
+def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """E002: duplicate task names; E003: unknown or invalid options; W001: options not
+    enforced yet."""
+    errors: list[CheckMessage] = []
     for duplicate in registry.duplicates:
         first = registry.tasks[duplicate.name]
         errors.append(
@@ -61,10 +62,20 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         for problem in task.errors:
             errors.append(
                 Error(
-                    f"Task {task.name!r} ({_where(task.func)}) has an {problem}.",
+                    f"Task {task.name!r} ({_where(task.func)}): {problem}.",
                     hint="See the task() options in the django_conductor reference.",
                     obj=task,
                     id="django_conductor.E003",
+                )
+            )
+        for option in task.unenforced_options():
+            errors.append(
+                Warning(
+                    f"Task {task.name!r} sets {option}, which this version of "
+                    "django_conductor accepts but does not enforce yet.",
+                    hint="Remove the option, or silence django_conductor.W001 knowingly.",
+                    obj=task,
+                    id="django_conductor.W001",
                 )
             )
     return errors

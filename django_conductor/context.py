@@ -18,6 +18,7 @@ from .cancellation import cancel_tree
 from .conf import seconds
 from .exceptions import (
     ChildExecutionFailed,
+    ConductorError,
     ChildExecutionTimeout,
     DuplicateStepName,
     ExecutionCancelled,
@@ -212,6 +213,11 @@ class Context:
         queue: str | None,
     ) -> None:
         child = registry.get(task) if isinstance(task, str) else task
+        if not child.invocable:
+            raise ConductorError(
+                f"Task {child.name!r} is not invocable; it runs from its triggers."
+            )
+        self._ensure_autocommit(step_name)
         try:
             text = payloads.dumps(payload)
         except (TypeError, ValueError) as exc:
@@ -253,6 +259,14 @@ class Context:
             )
         return recorded
 
+    def _ensure_autocommit(self, name: str) -> None:
+        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            raise ConductorError(
+                f"Step {name!r} is inside a transaction (transaction.atomic()): durable "
+                "records must commit on their own. Call ctx methods outside atomic blocks "
+                "and put the atomic block inside the step's function."
+            )
+
     def _record(
         self,
         name: str,
@@ -273,6 +287,7 @@ class Context:
             "finished_at": finished_at,
             "wake_at": wake_at,
         }
+        self._ensure_autocommit(name)
         with self._conn.cursor() as cursor:
             cursor.execute(RECORD_STEP, params, prepare=True)
             if cursor.rowcount != 1:

@@ -92,6 +92,23 @@ class Task:
             errors.append(f"the handler must be callable, not {self.func!r}")
         return errors
 
+    #: Options from the design that later versions enforce; a check warns when one is set.
+    NOT_ENFORCED_YET = {
+        "concurrency": None,
+        "window": None,
+        "remove_on_complete": False,
+        "remove_on_fail": False,
+        "batch": None,
+        "triggers": (),
+    }
+
+    def unenforced_options(self) -> list[str]:
+        return [
+            f"{option}={getattr(self, option)!r}"
+            for option, default in self.NOT_ENFORCED_YET.items()
+            if getattr(self, option) != default
+        ]
+
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 

@@ -134,10 +134,11 @@ ON CONFLICT (execution_id, name) DO NOTHING
 RETURNING child_id, pg_notify('{READY_CHANNEL}', %(queue)s)
 """
 
-#: Renew this worker's leases; returns what it still owns and which were cancelled.
+#: Renew the leases of what this worker runs (by id: a restarted worker that reuses an id
+#: must not keep a dead one's leases alive); returns which of them were cancelled.
 RENEW_LEASES = f"""
 UPDATE {EXECUTION} SET lease_expires_at = now() + make_interval(secs => %(lease)s)
-WHERE lease_owner = %(worker)s AND status = 'running'
+WHERE id = ANY(%(ids)s) AND lease_owner = %(worker)s AND status = 'running'
 RETURNING id, claims, cancel_requested_at IS NOT NULL
 """
 

@@ -30,6 +30,7 @@ from .exceptions import (
     ChildExecutionFailed,
     ChildExecutionTimeout,
     ConductorError,
+    DuplicateStepName,
     ExecutionCancelled,
     NonRetryableError,
 )
@@ -40,7 +41,7 @@ from .transitions import after_status_changes
 logger = logging.getLogger("django_conductor.worker")
 
 #: Errors that end an execution at once, whatever attempts are left.
-FINAL_ERRORS = (NonRetryableError, ChildExecutionFailed, ChildExecutionTimeout)
+FINAL_ERRORS = (NonRetryableError, ChildExecutionFailed, ChildExecutionTimeout, DuplicateStepName)
 MAX_BACKOFF = 30.0
 #: Django's wrapped errors (ORM) and psycopg's own (the hot path's raw cursors).
 DB_ERRORS = (DatabaseError, InterfaceError, psycopg.Error)
@@ -385,8 +386,8 @@ class Worker:
         except LeaseLost:
             ctx.logger.warning("Lost the lease mid-attempt; abandoning it to the new owner")
             return None
-        except ExecutionCancelled as exc:
-            return done("cancelled", error=payloads.describe(exc))
+        except ExecutionCancelled:
+            return done("cancelled")  # keeps the reason cancel() stored
         except Exception as exc:
             if isinstance(exc, DB_ERRORS) and not connection.is_usable():
                 connection.close()
@@ -431,7 +432,11 @@ class Worker:
                     "concurrency": self.concurrency,
                 },
             )
-            cursor.execute(sql.RENEW_LEASES, {"worker": self.worker_id, "lease": settings.LEASE})
+            with self.lock:
+                mine = list(self.running)
+            cursor.execute(
+                sql.RENEW_LEASES, {"worker": self.worker_id, "ids": mine, "lease": settings.LEASE}
+            )
             self._note_cancellations(cursor.fetchall())
         with conn.transaction(), conn.cursor() as cursor:
             cursor.execute(sql.REAP_EXPIRED)

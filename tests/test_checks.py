@@ -89,7 +89,7 @@ def test_e003_invalid_task_option_values(clean_registry, options, fragment):
     def bad(event, ctx):
         pass
 
-    errors = check_tasks()
+    errors = [e for e in check_tasks() if e.is_serious()]
     assert ids(errors) == ["django_conductor.E003"]
     assert fragment in errors[0].msg
 
@@ -124,3 +124,14 @@ def test_e006_heartbeat_must_be_well_inside_the_lease():
     with override_settings(CONDUCTOR_LEASE=10, CONDUCTOR_HEARTBEAT_INTERVAL=6):
         errors = check_settings()
     assert ids(errors) == ["django_conductor.E006"]
+
+
+def test_w001_options_accepted_but_not_enforced_yet(clean_registry):
+    @task(name="limited", concurrency=2, window=("22:00", "06:00"))
+    def limited(event, ctx):
+        pass
+
+    warnings = check_tasks()
+    assert ids(warnings) == ["django_conductor.W001", "django_conductor.W001"]
+    assert "concurrency=2" in warnings[0].msg
+    assert "window=('22:00', '06:00')" in warnings[1].msg

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 
 from django_conductor import ExecutionFailed, invoke
@@ -184,7 +185,8 @@ def test_a_step_name_used_twice_raises_duplicate_step_name(run_worker):
     handle = invoke("duplicate-steps", {})
     run_worker()
     execution = Execution.objects.get(pk=handle.id)
-    assert execution.status == "pending"  # a failed attempt, retried later
+    assert execution.status == "failed"  # a bug in the handler: retrying cannot help
+    assert execution.attempts == 1
     assert "'same' is used twice" in execution.error
     assert effects("first") == [""]
     assert effects("second") == []
@@ -239,7 +241,34 @@ def test_a_cancelled_running_execution_stops_at_its_next_step(run_worker):
     finally:
         Context.checkpoint = original
     execution = Execution.objects.get(pk=handle.id)
-    assert execution.status == "cancelled"
+    assert (execution.status, execution.error) == ("cancelled", "stop now")
     assert effects("two") == []
     with pytest.raises(ExecutionCancelled):
         handle.wait(1)
+
+
+def test_retrying_a_parent_whose_child_timed_out_gives_the_child_a_fresh_deadline(run_worker):
+    handle = invoke("parent-with-timeout", {})
+    run_worker(queues=["default"])
+    six_minutes = timedelta(minutes=6)  # let time pass: shift every clock reading back
+    Step.objects.filter(execution_id=handle.id).update(
+        started_at=F("started_at") - six_minutes, wake_at=F("wake_at") - six_minutes
+    )
+    Execution.objects.filter(pk=handle.id).update(run_at=F("run_at") - six_minutes)
+    run_worker(queues=["default"])
+    assert Execution.objects.get(pk=handle.id).status == "failed"
+
+    before = timezone.now()
+    assert FailedExecution.objects.get(execution_id=handle.id).retry()
+    step = Step.objects.get(execution_id=handle.id, name="slow-child")
+    assert before + timedelta(minutes=5) <= step.wake_at <= timezone.now() + timedelta(minutes=5)
+    run_worker()  # serves the child's queue this time
+    assert handle.wait(1) == 2
+
+
+def test_ctx_calls_inside_transaction_atomic_fail_with_a_clear_error(run_worker):
+    handle = invoke("step-in-atomic", {})
+    run_worker()
+    execution = Execution.objects.get(pk=handle.id)
+    assert "inside a transaction (transaction.atomic())" in execution.error
+    assert not Step.objects.filter(execution=execution).exists()

@@ -138,3 +138,11 @@ def test_burst_worker_leaves_future_work_alone(run_worker):
     worker = run_worker()
     assert worker.processed == 0
     assert Execution.objects.get(pk=later.id).status == "pending"
+
+
+def test_a_restarted_worker_reusing_an_id_does_not_keep_dead_leases_alive(run_worker):
+    handle = invoke("record", "x")
+    claim_as("reused-id", lease=0.5)
+    time.sleep(0.6)
+    run_worker(worker_id="reused-id")
+    assert Execution.objects.get(pk=handle.id).status == "completed"

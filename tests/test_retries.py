@@ -105,3 +105,14 @@ def test_retry_of_an_execution_that_is_not_failed_does_nothing():
     handle = invoke("echo", {})
     assert retry(handle.id) is False
     assert Execution.objects.get(pk=handle.id).status == "pending"
+
+
+def test_retry_when_a_newer_execution_holds_the_dedupe_key_supersedes_the_old_one(run_worker):
+    old = invoke("non-retryable", {}, dedupe_key="order-1")
+    run_worker()
+    newer = invoke("non-retryable", {}, dedupe_key="order-1")
+    assert newer.id != old.id
+    assert retry(old.id)
+    execution = Execution.objects.get(pk=old.id)
+    assert (execution.status, execution.superseded) == ("pending", True)
+    assert not Execution.objects.get(pk=newer.id).superseded

@@ -137,3 +137,11 @@ def twenty_steps(event, ctx):
         return number
 
     return sum(ctx.step(f"step-{n}", work, n) for n in range(1, 21))
+
+
+@task(name="step-in-atomic", max_attempts=1)
+def step_in_atomic(event, ctx):
+    from django.db import transaction
+
+    with transaction.atomic():
+        ctx.step("inside", effect, "inside")
