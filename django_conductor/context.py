@@ -18,8 +18,8 @@ from .cancellation import cancel_tree
 from .conf import seconds
 from .exceptions import (
     ChildExecutionFailed,
-    ConductorError,
     ChildExecutionTimeout,
+    ConductorError,
     DuplicateStepName,
     ExecutionCancelled,
     PayloadError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from .conf import seconds, settings
 from .registry import registry
@@ -93,7 +93,7 @@ class Task:
         return errors
 
     #: Options from the design that later versions enforce; a check warns when one is set.
-    NOT_ENFORCED_YET = {
+    NOT_ENFORCED_YET: ClassVar[dict[str, Any]] = {
         "concurrency": None,
         "window": None,
         "remove_on_complete": False,

@@ -1,3 +1,5 @@
+import os
+
 from django_conductor.devdb import database_config
 
 SECRET_KEY = "tests-only"
@@ -37,6 +39,8 @@ TEMPLATES = [
 ]
 STATIC_URL = "/static/"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-CONDUCTOR_LEASE = 30
-CONDUCTOR_HEARTBEAT_INTERVAL = 1
+# Worker subprocesses in tests/test_worker_process.py shorten these through the environment.
+CONDUCTOR_LEASE = float(os.environ.get("CONDUCTOR_TEST_LEASE", "30"))
+CONDUCTOR_HEARTBEAT_INTERVAL = float(os.environ.get("CONDUCTOR_TEST_HEARTBEAT_INTERVAL", "1"))
+CONDUCTOR_SHUTDOWN_GRACE = float(os.environ.get("CONDUCTOR_TEST_SHUTDOWN_GRACE", "30"))
 CONDUCTOR_POLL_INTERVAL = 1

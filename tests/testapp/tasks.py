@@ -59,3 +59,7 @@ def slow(event, ctx):
     time.sleep(float(event.payload or 1))
     record("finished", str(event.payload))
     return "slept"
+
+
+from .durable_tasks import *  # noqa: E402, F403
+from .process_tasks import *  # noqa: E402, F403
