@@ -1,0 +1,42 @@
+"""Tasks for the real-process worker tests (tests/test_worker_process.py)."""
+
+import os
+import time
+
+from django_conductor import task
+
+from .models import SideEffect
+
+__all__ = ["record_in_step", "record_in_step_retry_now", "slow_first_run"]
+
+
+def _record_run(value: str) -> None:
+    # The kind names the worker process, so a test can tell which worker did the work.
+    SideEffect.objects.create(kind=f"pid:{os.getpid()}", value=value)
+
+
+@task(name="process-record")
+def record_in_step(event, ctx):
+    """Record one SideEffect in a step, then linger ``sleep`` seconds before completing."""
+    n = event.payload["n"]
+    ctx.step("record", _record_run, str(n))
+    time.sleep(event.payload.get("sleep", 0))
+    return n
+
+
+@task(name="process-record-retry-now", max_attempts=5, retry_delays=[0])
+def record_in_step_retry_now(event, ctx):
+    """The same, retried at once after a failed attempt."""
+    return record_in_step.func(event, ctx)
+
+
+@task(name="slow-first-run")
+def slow_first_run(event, ctx):
+    """Sleep ``first`` seconds on the first run of ``key`` and ``then`` seconds on any later
+    run, recording "started" and "finished" SideEffects (value: key) around the sleep."""
+    key = event.payload["key"]
+    earlier = SideEffect.objects.filter(kind="started", value=key).count()
+    SideEffect.objects.create(kind="started", value=key)
+    time.sleep(event.payload["first"] if earlier == 0 else event.payload["then"])
+    SideEffect.objects.create(kind="finished", value=key)
+    return earlier + 1
