@@ -390,7 +390,10 @@ class Worker:
             return done("cancelled")  # keeps the reason cancel() stored
         except Exception as exc:
             if isinstance(exc, DB_ERRORS) and not connection.is_usable():
+                # The database went away under this attempt: not the handler's fault.
                 connection.close()
+                ctx.logger.warning("Lost the database connection; handing the execution back")
+                return done("pending", run_at=timezone.now(), refund=1, error=_error_text(exc))
             return self._failure(claimed, ctx, exc)
 
     def _failure(self, claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:

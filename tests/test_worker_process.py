@@ -1,0 +1,315 @@
+"""Real ``conductor_worker`` processes on the test database: several workers share the work
+exactly once, SIGTERM drains within the grace period and hands back the rest, SIGKILL loses
+nothing once the lease expires (DESIGN.md: crash safety, exactly one runner)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from django_conductor import invoke
+from django_conductor.models import Execution, Step, WorkerHeartbeat
+from tests.testapp.models import SideEffect
+from tests.testapp.process_tasks import record_in_step
+
+from .conftest import ROOT, wait_until
+
+pytestmark = pytest.mark.slow
+
+#: A lease short enough to wait out in a test; the heartbeat stays at most half of it.
+SHORT_LEASE = {"CONDUCTOR_TEST_LEASE": "2", "CONDUCTOR_TEST_HEARTBEAT_INTERVAL": "0.5"}
+
+
+def finish(proc, timeout=30):
+    """Wait for a worker process; return its exit code and how long the wait took."""
+    started = time.monotonic()
+    code = proc.wait(timeout=timeout)
+    return code, time.monotonic() - started
+
+
+def side_effects(kind, value):
+    return SideEffect.objects.filter(kind=kind, value=value).count()
+
+
+def lease_expired(execution_id):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT lease_expires_at < now() FROM django_conductor_execution WHERE id = %s",
+            [execution_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def test_two_worker_processes_run_500_executions_exactly_once(worker_process):
+    handles = record_in_step.invoke_many({"n": n, "sleep": 0.005} for n in range(500))
+    ids = {handle.id for handle in handles}
+
+    workers = [
+        worker_process("--burst", "--concurrency", "4", "--worker-id", name)
+        for name in ("worker-a", "worker-b")
+    ]
+    codes = [proc.wait(timeout=60) for proc in workers]
+
+    output = "\n\n".join(proc.output for proc in workers)
+    assert codes == [0, 0], output
+    executions = Execution.objects.filter(pk__in=ids)
+    assert Counter(executions.values_list("status", flat=True)) == {"completed": 500}, output
+    # Claimed once, run once: no execution was ever picked up by both workers.
+    assert set(executions.values_list("claims", "attempts")) == {(1, 1)}
+    assert sorted(executions.values_list("result", flat=True)) == list(range(500))
+    values = list(SideEffect.objects.values_list("value", flat=True))
+    assert len(values) == 500
+    assert set(values) == {str(n) for n in range(500)}
+    assert Step.objects.filter(execution__in=ids, name="record").count() == 500
+    # Each run recorded the pid of the process that ran it: both workers took a share.
+    by_worker = Counter(SideEffect.objects.values_list("kind", flat=True))
+    assert set(by_worker) == {f"pid:{proc.process.pid}" for proc in workers}, (by_worker, output)
+    assert not WorkerHeartbeat.objects.exists()
+
+
+def test_sigterm_lets_running_execution_finish_within_grace(worker_process):
+    handle = invoke("slow", 1.5)
+    proc = worker_process("--concurrency", "2", env={"CONDUCTOR_TEST_SHUTDOWN_GRACE": "10"})
+    wait_until(lambda: side_effects("started", "1.5") == 1)
+
+    proc.signal(signal.SIGTERM)
+    code, took = finish(proc)
+
+    assert code == 0, proc.output
+    assert took < 10, proc.output
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.status == "completed", proc.output
+    assert execution.result == "slept"
+    assert (execution.attempts, execution.claims) == (1, 1)
+    assert execution.lease_owner is None
+    assert side_effects("finished", "1.5") == 1
+    assert "Got SIGTERM: finishing running executions" in proc.output
+    assert "Handed back" not in proc.output
+    assert not WorkerHeartbeat.objects.exists()
+
+
+def test_sigterm_hands_back_what_outlives_the_grace(worker_process):
+    handle = invoke("slow-first-run", {"key": "k", "first": 5, "then": 0.1})
+    grace = {"CONDUCTOR_TEST_SHUTDOWN_GRACE": "1"}
+    proc = worker_process("--concurrency", "2", "--worker-id", "worker-a", env=grace)
+    wait_until(lambda: side_effects("started", "k") == 1)
+
+    proc.signal(signal.SIGTERM)
+    code, took = finish(proc)
+
+    assert code == 0, proc.output
+    assert took < 4, proc.output  # the 1 s grace, not the 5 s task
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.status == "pending", proc.output
+    assert execution.attempts == 0  # handed back: the attempt is not used up
+    assert execution.claims == 1
+    assert execution.lease_owner is None
+    assert execution.lease_expires_at is None
+    assert side_effects("finished", "k") == 0
+    assert "Handed back 1 running executions" in proc.output
+    assert not WorkerHeartbeat.objects.exists()
+
+    again = worker_process("--burst", "--worker-id", "worker-b")
+    assert again.wait() == 0, again.output
+    execution.refresh_from_db()
+    assert execution.status == "completed", again.output
+    assert execution.result == 2  # the second run
+    assert (execution.attempts, execution.claims) == (1, 2)
+    assert side_effects("started", "k") == 2
+    assert side_effects("finished", "k") == 1  # the handed-back run never finished
+
+
+def test_second_signal_exits_now_and_hands_back(worker_process):
+    handle = invoke("slow-first-run", {"key": "k", "first": 10, "then": 0.1})
+    proc = worker_process("--concurrency", "2")  # the default 30 s grace
+    wait_until(lambda: side_effects("started", "k") == 1)
+
+    proc.signal(signal.SIGTERM)
+    time.sleep(0.3)  # two signals sent at once may arrive as one
+    proc.signal(signal.SIGTERM)
+    code, took = finish(proc)
+
+    assert code == 0, proc.output
+    assert took < 5, proc.output  # neither the 30 s grace nor the 10 s task
+    assert "Got SIGTERM: finishing running executions" in proc.output
+    assert "Got SIGTERM again: handing everything back and exiting now" in proc.output
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.status == "pending", proc.output
+    assert (execution.attempts, execution.claims) == (0, 1)
+    assert execution.lease_owner is None
+    assert not Execution.objects.filter(status="running").exists()
+    assert side_effects("finished", "k") == 0
+    assert not WorkerHeartbeat.objects.exists()
+
+    again = worker_process("--burst")
+    assert again.wait() == 0, again.output
+    execution.refresh_from_db()
+    assert execution.status == "completed", again.output
+    assert (execution.attempts, execution.claims) == (1, 2)
+
+
+def test_sigkill_mid_task_second_worker_takes_over_after_lease_expiry(worker_process):
+    handle = invoke("slow-first-run", {"key": "k", "first": 30, "then": 0.2})
+    worker_a = worker_process("--worker-id", "worker-a", env=SHORT_LEASE)
+    wait_until(lambda: side_effects("started", "k") == 1)
+
+    worker_a.signal(signal.SIGKILL)
+    assert worker_a.wait() == -signal.SIGKILL, worker_a.output
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.status == "running"
+    assert execution.lease_owner == "worker-a"
+    assert (execution.attempts, execution.claims) == (1, 1)
+    expires_at = execution.lease_expires_at
+
+    # Worker B starts at once; it may take the execution over only once A's lease expired.
+    worker_b = worker_process("--worker-id", "worker-b", env=SHORT_LEASE)
+    wait_until(lambda: Execution.objects.get(pk=handle.id).status == "completed")
+    worker_b.signal(signal.SIGTERM)
+    code = worker_b.wait()
+
+    assert code == 0, worker_b.output
+    execution.refresh_from_db()
+    assert execution.result == 2, worker_b.output
+    assert execution.attempts == 2  # the attempt lost with worker A counts
+    assert execution.claims == 2
+    assert execution.lease_owner is None
+    second_start = SideEffect.objects.filter(kind="started", value="k").latest("pk")
+    assert second_start.created_at > expires_at
+    assert side_effects("started", "k") == 2
+    assert side_effects("finished", "k") == 1
+    assert "stopped renewing its lease" in worker_b.output
+    assert not WorkerHeartbeat.objects.filter(worker_id="worker-b").exists()
+
+
+def test_sigkill_loses_nothing_of_many(worker_process):
+    handles = record_in_step.invoke_many({"n": n, "sleep": 0.1} for n in range(50))
+    ids = [handle.id for handle in handles]
+    worker_a = worker_process("--concurrency", "4", "--worker-id", "worker-a", env=SHORT_LEASE)
+    wait_until(lambda: Execution.objects.filter(status="completed").count() >= 10)
+
+    worker_a.signal(signal.SIGKILL)
+    assert worker_a.wait() == -signal.SIGKILL, worker_a.output
+    lost = set(
+        Execution.objects.filter(status="running", lease_owner="worker-a").values_list(
+            "pk", flat=True
+        )
+    )
+    assert lost, "worker A was killed while nothing ran; the test proves nothing"
+    assert Execution.objects.filter(status="pending").exists()
+    recorded_by_a = set(
+        Step.objects.filter(name="record", finished_at__isnull=False).values_list(
+            "execution_id", flat=True
+        )
+    )
+    wait_until(lambda: all(lease_expired(pk) for pk in lost))
+
+    worker_b = worker_process("--burst", "--concurrency", "4", "--worker-id", "worker-b")
+    assert worker_b.wait() == 0, worker_b.output
+
+    executions = {e.pk: e for e in Execution.objects.filter(pk__in=ids)}
+    assert Counter(e.status for e in executions.values()) == {"completed": 50}, worker_b.output
+    assert sorted(e.result for e in executions.values()) == list(range(50))
+    runs = Counter(SideEffect.objects.values_list("value", flat=True))
+    assert set(runs) == {str(n) for n in range(50)}
+    for execution in executions.values():
+        n = execution.payload["n"]
+        assert execution.attempts == execution.claims, n
+        # At least once; again only after a crash; never again once its step committed.
+        assert 1 <= runs[str(n)] <= execution.claims, n
+        if execution.pk in recorded_by_a:
+            assert runs[str(n)] == 1, n
+        if execution.pk in lost:
+            assert execution.claims == 2, n
+    assert {e.claims for e in executions.values() if e.pk not in lost} == {1}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("0", "must be at least 1, not 0"), ("x", "'x' is not a whole number")],
+)
+def test_bad_concurrency_is_an_argparse_error_and_nothing_runs(transactional_db, value, message):
+    handle = invoke("record", "untouched")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "CONDUCTOR_DATABASE_NAME": connection.settings_dict["NAME"],
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "django", "conductor_worker", "--concurrency", value]
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"argument --concurrency/-c: {message}" in result.stderr
+    assert "conductor_worker" in result.stderr  # argparse's usage line
+    assert Execution.objects.get(pk=handle.id).status == "pending"
+    assert not SideEffect.objects.exists()
+    assert not WorkerHeartbeat.objects.exists()
+
+
+#: Worker processes started with this application name are the ones a "restart" hits.
+RESTART_APP = {"PGAPPNAME": "conductor-restart-test"}
+
+
+def restart_database_for_worker():
+    """What a database restart does to a worker, without touching the server: for a second,
+    every connection the worker holds or opens is terminated. Returns the database time
+    at the end."""
+    deadline = time.monotonic() + 1.0
+    terminated = 0
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s",
+                [RESTART_APP["PGAPPNAME"]],
+            )
+            terminated += cursor.fetchone()[0]
+            time.sleep(0.05)
+        cursor.execute("SELECT now()")
+        return terminated, cursor.fetchone()[0]
+
+
+def test_worker_survives_database_restart(worker_process):
+    first = invoke("process-record-retry-now", {"n": 1})
+    proc = worker_process("--concurrency", "1", "--worker-id", "worker-a", env=RESTART_APP)
+    wait_until(lambda: Execution.objects.get(pk=first.id).status == "completed")
+
+    terminated, restarted_at = restart_database_for_worker()
+
+    assert terminated >= 2  # at least the worker's own connection and its listener's
+    if proc.process.poll() is not None:
+        proc.wait()
+        raise AssertionError(f"the worker died with its connections:\n{proc.output}")
+    second = invoke("process-record-retry-now", {"n": 2})
+    wait_until(lambda: Execution.objects.get(pk=second.id).status == "completed")
+    # The heartbeat thread came back too, so the worker keeps its leases.
+    wait_until(
+        lambda: WorkerHeartbeat.objects.filter(
+            worker_id="worker-a", last_seen_at__gt=restarted_at
+        ).exists()
+    )
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.output
+    assert "Database unavailable" in proc.output
+    assert Execution.objects.get(pk=second.id).result == 2
+    assert sorted(SideEffect.objects.values_list("value", flat=True)) == ["1", "2"]
+
+
+def test_database_restart_uses_up_no_attempt(worker_process):
+    first = invoke("process-record-retry-now", {"n": 1})
+    proc = worker_process("--concurrency", "1", "--worker-id", "worker-a", env=RESTART_APP)
+    wait_until(lambda: Execution.objects.get(pk=first.id).status == "completed")
+    restart_database_for_worker()
+
+    second = invoke("process-record-retry-now", {"n": 2})
+    wait_until(lambda: Execution.objects.get(pk=second.id).status == "completed")
+    proc.signal(signal.SIGTERM)
+    assert proc.wait() == 0, proc.output
+
+    execution = Execution.objects.get(pk=second.id)
+    assert execution.attempts == 1, (execution.error, proc.output)
