@@ -131,7 +131,7 @@ class Worker:
             self.stopping.set()
             self._hand_back()
             self._forget_self()
-            for _ in self._threads:
+            for _ in range(self.concurrency):
                 self.jobs.put(None)
             if self.install_signal_handlers:
                 self._restore_signal_handlers()
@@ -339,9 +339,9 @@ class Worker:
                 break
             try:
                 outcome = self._execute(claimed)
-            except BaseException:  # never lose a slot, whatever a handler does
+            except BaseException as exc:  # never lose a slot, never leave it "running"
                 logger.exception("Unexpected error running execution %s", claimed.id)
-                outcome = None
+                outcome = _hand_back(claimed, exc)
             with self.lock:
                 if outcome is None:
                     self.running.pop(claimed.id, None)
@@ -393,7 +393,7 @@ class Worker:
                 # The database went away under this attempt: not the handler's fault.
                 connection.close()
                 ctx.logger.warning("Lost the database connection; handing the execution back")
-                return done("pending", run_at=timezone.now(), refund=1, error=_error_text(exc))
+                return _hand_back(claimed, exc)
             return self._failure(claimed, ctx, exc)
 
     def _failure(self, claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
@@ -485,6 +485,18 @@ def _outcome_for(claimed: Claimed):  # type: ignore[no-untyped-def]
         return Outcome(claimed.id, claimed.claims, status, **fields)
 
     return done
+
+
+def _hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
+    """Back to pending without using up the attempt: the failure was not the handler's."""
+    return Outcome(
+        claimed.id,
+        claimed.claims,
+        "pending",
+        run_at=timezone.now(),
+        refund=1,
+        error=_error_text(exc),
+    )
 
 
 def _error_text(exc: BaseException) -> str:
