@@ -66,7 +66,7 @@ def enqueue(
     """Insert executions in the caller's transaction; nothing is stored on bad input."""
     if not task.invocable:
         raise ConductorError(f"Task {task.name!r} is not invocable; it runs from its triggers.")
-    params = {
+    params: dict[str, Any] = {
         "task": task.name,
         "queue": _queue(queue if queue is not None else task.queue),
         "priority": _priority(priority if priority is not None else task.priority),

@@ -93,10 +93,11 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     errors = [
         _setting_error(name, description)
         for name, description in wanted.items()
-        if _configured(name) and not _positive(_configured(name)[0], name == "CONCURRENCY")
+        if _configured(name) is not UNSET
+        and not _positive(_configured(name), integer=name == "CONCURRENCY")
     ]
     delays = _configured("RETRY_DELAYS")
-    if delays and not _valid_delays(delays[0]):
+    if delays is not UNSET and not _valid_delays(delays):
         errors.append(
             _setting_error(
                 "RETRY_DELAYS", "a non-empty list of seconds or timedeltas, none negative"
@@ -117,10 +118,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
     return errors
 
 
-def _configured(name: str) -> tuple[Any] | tuple[()]:
-    """The project's value as a 1-tuple, or () when the setting is left at its default."""
-    full = PREFIX + name
-    return (getattr(django_settings, full),) if hasattr(django_settings, full) else ()
+UNSET = object()
+
+
+def _configured(name: str) -> Any:
+    """The project's own value, or UNSET when the setting is left at its default."""
+    return getattr(django_settings, PREFIX + name, UNSET)
 
 
 def _setting_error(name: str, description: str) -> Error:

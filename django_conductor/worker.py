@@ -63,7 +63,20 @@ class Claimed:
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Claimed:
         steps = dict(RecordedStep.from_row(s) for s in payloads.loads(row[9]) or [])
-        return cls(row[0], row[1], row[2], row[3], payloads.loads(row[4]), *row[5:9], steps)
+        execution_id, task_name, queue, event_name, payload = row[:5]
+        attempt, max_attempts, claims, cancel_requested = row[5:9]
+        return cls(
+            execution_id,
+            task_name,
+            queue,
+            event_name,
+            payloads.loads(payload),
+            attempt,
+            max_attempts,
+            claims,
+            cancel_requested,
+            steps,
+        )
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand
@@ -74,7 +75,7 @@ class Command(BaseCommand):
         root = logging.getLogger("django_conductor")
         root.setLevel(level)
         if not root.handlers and not logging.getLogger().handlers:
-            handler = logging.StreamHandler(self.stderr._out)
+            handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(
                 logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
             )
