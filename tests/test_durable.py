@@ -272,3 +272,29 @@ def test_ctx_calls_inside_transaction_atomic_fail_with_a_clear_error(run_worker)
     execution = Execution.objects.get(pk=handle.id)
     assert "inside a transaction (transaction.atomic())" in execution.error
     assert not Step.objects.filter(execution=execution).exists()
+
+
+def test_graceful_shutdown_hands_a_long_handler_back_at_its_next_step(transactional_db):
+    import threading
+    import time
+
+    from django_conductor.worker import Worker
+    from tests.conftest import wait_until
+
+    handle = invoke("slow-steps", {})
+    worker = Worker(install_signal_handlers=False, concurrency=1)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_until(lambda: len(effects("slow-step")) >= 3)
+    asked = time.monotonic()
+    worker.stop()  # the grace period is 30 s; the next step is a release point
+    thread.join(10)
+    assert time.monotonic() - asked < 2
+    execution = Execution.objects.get(pk=handle.id)
+    assert (execution.status, execution.attempts, execution.lease_owner) == ("pending", 0, None)
+    done_before = Step.objects.filter(execution=execution).count()
+    assert 3 <= done_before < 30
+
+    Worker(install_signal_handlers=False, burst=True, concurrency=1).run()
+    assert handle.wait(1) == sum(range(1, 31))
+    assert sorted(int(v) for v in effects("slow-step")) == list(range(1, 31))

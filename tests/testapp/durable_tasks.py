@@ -145,3 +145,15 @@ def step_in_atomic(event, ctx):
 
     with transaction.atomic():
         ctx.step("inside", effect, "inside")
+
+
+@task(name="slow-steps")
+def slow_steps(event, ctx):
+    import time
+
+    def work(number):
+        effect("slow-step", number)
+        time.sleep(0.1)
+        return number
+
+    return sum(ctx.step(f"step-{n}", work, n) for n in range(1, 31))
