@@ -96,6 +96,9 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         if _configured(name) is not UNSET
         and not _positive(_configured(name), integer=name == "CONCURRENCY")
     ]
+    prefetch = _configured("PREFETCH")
+    if prefetch is not UNSET and not (_positive(prefetch, integer=True) or prefetch == 0):
+        errors.append(_setting_error("PREFETCH", "a whole number, 0 or more"))
     delays = _configured("RETRY_DELAYS")
     if delays is not UNSET and not _valid_delays(delays):
         errors.append(

@@ -21,6 +21,10 @@ class Settings:
 
     #: Worker threads per ``conductor_worker`` process.
     CONCURRENCY: int = 10
+    #: The most executions a worker claims ahead of its free threads. It adapts below this:
+    #: further ahead while short executions drain every batch, less once claimed ones wait
+    #: for a thread. 0 claims only what free threads can start now.
+    PREFETCH: int = 100
     #: How long a claimed execution stays owned without a heartbeat (seconds).
     LEASE: float = 30.0
     #: How often a worker renews its leases and its heartbeat row (seconds).

@@ -113,12 +113,16 @@ class Execution(models.Model):
                 name="conductor_claimable",
                 condition=Q(status__in=CLAIMABLE),
             ),
-            models.Index("run_at", name="conductor_due", condition=Q(status__in=CLAIMABLE)),
+            # For the idle worker's "when is the next one due?"; the claim cannot use it
+            # (its run_at test is a coalesce), so claims stay on conductor_claimable.
+            models.Index(
+                "run_at",
+                name="conductor_due",
+                condition=Q(status__in=CLAIMABLE, run_at__isnull=False),
+            ),
             models.Index(
                 "lease_expires_at", name="conductor_running", condition=Q(status="running")
             ),
-            models.Index("task_name", "status", name="conductor_task_status"),
-            models.Index(fields=["status", "-id"], name="conductor_status_id"),
         ]
         constraints = [
             models.UniqueConstraint(

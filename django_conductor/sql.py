@@ -16,21 +16,29 @@ FINISHED_CHANNEL = "django_conductor_finished"
 _CLAIM = f"""
 WITH picked AS (
     SELECT id FROM {EXECUTION}
-    WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at <= now() {{queue_filter}}
+    WHERE status IN ('pending', 'sleeping', 'waiting') {{queue_filter}}
+        -- The coalesce keeps the planner on conductor_claimable, already in claim order,
+        -- instead of sorting every ready row found through conductor_due.
+        AND coalesce(run_at, 'infinity') <= now()
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {EXECUTION} e
+    SET status = 'running', attempts = e.attempts + 1, claims = e.claims + 1,
+        lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = coalesce(e.started_at, now()), wake_pending = false
+    FROM picked WHERE e.id = picked.id
+    RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
+        e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL AS cancel_requested,
+        (SELECT json_agg(json_build_array(s.name, s.kind, s.result, s.error,
+                                          s.finished_at IS NOT NULL, s.wake_at, s.child_id))::text
+         FROM {STEP} s WHERE s.execution_id = e.id) AS steps,
+        e.priority, e.run_at
 )
-UPDATE {EXECUTION} e
-SET status = 'running', attempts = e.attempts + 1, claims = e.claims + 1,
-    lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
-    started_at = coalesce(e.started_at, now()), wake_pending = false
-FROM picked WHERE e.id = picked.id
-RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
-    e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL,
-    (SELECT json_agg(json_build_array(s.name, s.kind, s.result, s.error,
-                                      s.finished_at IS NOT NULL, s.wake_at, s.child_id))::text
-     FROM {STEP} s WHERE s.execution_id = e.id)
+SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims,
+    cancel_requested, steps
+FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
 CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s)")
@@ -137,9 +145,16 @@ RETURNING child_id, pg_notify('{READY_CHANNEL}', %(queue)s)
 #: Renew the leases of what this worker runs (by id: a restarted worker that reuses an id
 #: must not keep a dead one's leases alive); returns which of them were cancelled.
 RENEW_LEASES = f"""
-UPDATE {EXECUTION} SET lease_expires_at = now() + make_interval(secs => %(lease)s)
-WHERE id = ANY(%(ids)s) AND lease_owner = %(worker)s AND status = 'running'
-RETURNING id, claims, cancel_requested_at IS NOT NULL
+WITH mine AS (
+    -- SKIP LOCKED: a row locked right now is being finished, or cancelled, already.
+    SELECT id FROM {EXECUTION}
+    WHERE id = ANY(%(ids)s) AND lease_owner = %(worker)s AND status = 'running'
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {EXECUTION} e SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+FROM mine WHERE e.id = mine.id
+RETURNING e.id, e.claims, e.cancel_requested_at IS NOT NULL
 """
 
 BEAT = f"""

@@ -99,6 +99,8 @@ def test_e003_invalid_task_option_values(clean_registry, options, fragment):
     [
         {"CONDUCTOR_CONCURRENCY": 0},
         {"CONDUCTOR_CONCURRENCY": "10"},
+        {"CONDUCTOR_PREFETCH": -1},
+        {"CONDUCTOR_PREFETCH": 2.5},
         {"CONDUCTOR_LEASE": -1},
         {"CONDUCTOR_POLL_INTERVAL": "soon"},
         {"CONDUCTOR_SHUTDOWN_GRACE": True},
