@@ -26,7 +26,7 @@ from .exceptions import (
     StepResultError,
 )
 from .registry import registry
-from .sql import RECORD_STEP, START_CHILD
+from .sql import RECORD_STEP, START_CHILD, server_cursor
 
 if TYPE_CHECKING:
     from .definition import Task
@@ -193,7 +193,7 @@ class Context:
         if recorded.wake_at is not None and recorded.wake_at <= timezone.now():
             if recorded.child_id is not None:
                 reason = f"{TIMEOUT_REASON} at step {step_name!r}."
-                with self._conn.transaction(), self._conn.cursor() as cursor:
+                with self._conn.transaction(), server_cursor(self._conn) as cursor:
                     cancel_tree(cursor, recorded.child_id, reason)
             raise ChildExecutionTimeout(
                 f"Child {step_name!r} did not finish by {recorded.wake_at.isoformat()}; "
@@ -233,7 +233,7 @@ class Context:
             "max_attempts": child.max_attempts,
             "deadline": self._deadline(timeout),
         }
-        with self._conn.cursor() as cursor:
+        with server_cursor(self._conn) as cursor:
             cursor.execute(START_CHILD, params)
             if cursor.rowcount != 1:
                 raise LeaseLost(step_name)
@@ -288,7 +288,7 @@ class Context:
             "wake_at": wake_at,
         }
         self._ensure_autocommit(name)
-        with self._conn.cursor() as cursor:
+        with server_cursor(self._conn) as cursor:
             cursor.execute(RECORD_STEP, params, prepare=True)
             if cursor.rowcount != 1:
                 raise LeaseLost(name)

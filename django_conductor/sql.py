@@ -3,6 +3,8 @@ runs is fenced on ``claims``: a worker whose lease was taken over changes nothin
 
 from __future__ import annotations
 
+import psycopg
+
 EXECUTION = "django_conductor_execution"
 STEP = "django_conductor_step"
 FAILED = "django_conductor_failedexecution"
@@ -41,7 +43,7 @@ SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
-CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s)")
+CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
 _NEXT_DUE = f"""
 SELECT extract(epoch FROM min(run_at) - now()) FROM {EXECUTION}
@@ -50,7 +52,7 @@ WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at > now() {{queue_fi
 #: Seconds until the next sleep, retry or delayed execution is due, so an idle worker
 #: wakes for it instead of waiting out the poll interval.
 NEXT_DUE_ANY_QUEUE = _NEXT_DUE.format(queue_filter="")
-NEXT_DUE_QUEUES = _NEXT_DUE.format(queue_filter="AND queue = ANY(%(queues)s)")
+NEXT_DUE_QUEUES = _NEXT_DUE.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
 #: One statement writes a batch of attempt outcomes and their failure records. A parked
 #: execution goes back to pending at once if a child finished while it ran (wake_pending).
@@ -95,7 +97,7 @@ WITH finished AS (
                      ELSE coalesce(nullif(c.error, ''), c.status) END,
         finished_at = now()
     FROM {EXECUTION} c
-    WHERE c.id = ANY(%(ids)s) AND s.child_id = c.id AND s.finished_at IS NULL
+    WHERE c.id = ANY(%(ids)s::bigint[]) AND s.child_id = c.id AND s.finished_at IS NULL
         AND c.status IN ('completed', 'failed', 'cancelled')
     RETURNING s.execution_id
 )
@@ -110,8 +112,8 @@ RETURNING p.id, p.status, p.queue
 #: Record a step, but only while this claim still owns the execution.
 RECORD_STEP = f"""
 INSERT INTO {STEP} (execution_id, name, kind, result, attempt, started_at, finished_at, wake_at)
-SELECT e.id, %(name)s, %(kind)s, %(result)s::jsonb, e.attempts, %(started_at)s,
-       %(finished_at)s, %(wake_at)s
+SELECT e.id, %(name)s, %(kind)s, %(result)s::jsonb, e.attempts, %(started_at)s::timestamptz,
+       %(finished_at)s::timestamptz, %(wake_at)s::timestamptz
 FROM {EXECUTION} e
 WHERE e.id = %(id)s AND e.claims = %(claims)s AND e.status = 'running'
 FOR SHARE
@@ -136,7 +138,7 @@ WITH owner AS (
     RETURNING id, queue
 )
 INSERT INTO {STEP} (execution_id, name, kind, attempt, wake_at, child_id)
-SELECT owner.id, %(name)s, 'invoke', owner.attempts, %(deadline)s, child.id
+SELECT owner.id, %(name)s, 'invoke', owner.attempts, %(deadline)s::timestamptz, child.id
 FROM owner, child
 ON CONFLICT (execution_id, name) DO NOTHING
 RETURNING child_id, pg_notify('{READY_CHANNEL}', %(queue)s)
@@ -148,7 +150,7 @@ RENEW_LEASES = f"""
 WITH mine AS (
     -- SKIP LOCKED: a row locked right now is being finished, or cancelled, already.
     SELECT id FROM {EXECUTION}
-    WHERE id = ANY(%(ids)s) AND lease_owner = %(worker)s AND status = 'running'
+    WHERE id = ANY(%(ids)s::bigint[]) AND lease_owner = %(worker)s AND status = 'running'
     ORDER BY id
     FOR UPDATE SKIP LOCKED
 )
@@ -202,6 +204,12 @@ WHERE lease_owner = %(worker)s AND status = 'running' {{only}}
 RETURNING id, queue
 """
 HAND_BACK_ALL = HAND_BACK.format(only="")
-HAND_BACK_SOME = HAND_BACK.format(only="AND id = ANY(%(ids)s)")
+HAND_BACK_SOME = HAND_BACK.format(only="AND id = ANY(%(ids)s::bigint[])")
 
 NOTIFY = "SELECT pg_notify(%s, %s)"
+
+
+def server_cursor(conn: psycopg.Connection) -> psycopg.Cursor:
+    """A cursor that binds parameters on the server, so that hot statements can be
+    prepared once per connection (Django's connections bind on the client by default)."""
+    return psycopg.Cursor(conn)

@@ -258,7 +258,7 @@ class Worker:
         try:
             with _raw_cursor() as cursor:
                 cursor.execute(statement, {"queues": self.queues}, prepare=True)
-                due = cursor.fetchone()[0]
+                (due,) = cursor.fetchone() or (None,)
         except DB_ERRORS:
             return settings.POLL_INTERVAL  # the next loop turn deals with the database
         if due is None:
@@ -325,7 +325,7 @@ class Worker:
         }
         try:
             conn = _raw_connection()
-            with conn.transaction(), conn.cursor() as cursor:
+            with conn.transaction(), sql.server_cursor(conn) as cursor:
                 cursor.execute(sql.FINISH_ATTEMPTS, columns, prepare=True)
                 rows = cursor.fetchall()
                 after_status_changes(cursor, rows)
@@ -367,7 +367,7 @@ class Worker:
         try:
             self._flush()
             conn = _raw_connection()
-            with conn.transaction(), conn.cursor() as cursor:
+            with conn.transaction(), sql.server_cursor(conn) as cursor:
                 cursor.execute(sql.HAND_BACK_ALL, {"worker": self.worker_id})
                 rows = cursor.fetchall()
                 after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
@@ -487,7 +487,7 @@ class Worker:
     def _beat(self) -> None:
         """Renew leases and the heartbeat row, then re-queue dead workers' executions."""
         conn = _raw_connection()
-        with conn.cursor() as cursor:
+        with sql.server_cursor(conn) as cursor:
             cursor.execute(
                 sql.BEAT,
                 {
@@ -504,7 +504,7 @@ class Worker:
                 sql.RENEW_LEASES, {"worker": self.worker_id, "ids": mine, "lease": settings.LEASE}
             )
             self._note_cancellations(cursor.fetchall())
-        with conn.transaction(), conn.cursor() as cursor:
+        with conn.transaction(), sql.server_cursor(conn) as cursor:
             cursor.execute(sql.REAP_EXPIRED)
             reaped = cursor.fetchall()
             after_status_changes(cursor, reaped)
@@ -515,7 +515,7 @@ class Worker:
                 [r[0] for r in reaped],
                 extra={"action": "reap", "worker_id": self.worker_id},
             )
-        with conn.cursor() as cursor:
+        with sql.server_cursor(conn) as cursor:
             cursor.execute(sql.FORGET_DEAD_WORKERS, {"age": settings.LEASE * 4})
 
     def _note_cancellations(self, rows: list[tuple[int, int, bool]]) -> None:
@@ -575,5 +575,5 @@ def _raw_connection():  # type: ignore[no-untyped-def]
     return connection.connection
 
 
-def _raw_cursor():  # type: ignore[no-untyped-def]
-    return _raw_connection().cursor()
+def _raw_cursor() -> psycopg.Cursor:
+    return sql.server_cursor(_raw_connection())
