@@ -1,6 +1,6 @@
 """django_conductor: durable execution for Django on PostgreSQL alone."""
 
-from .api import cancel, invoke, retry
+from .api import cancel, invoke, retry, run_now
 from .context import Context, Event
 from .definition import Task, task
 from .exceptions import (
@@ -35,5 +35,6 @@ __all__ = [
     "cancel",
     "invoke",
     "retry",
+    "run_now",
     "task",
 ]

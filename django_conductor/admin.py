@@ -1,147 +1,340 @@
-"""A read-only inspector of executions; failed ones can be retried (change permission)."""
+"""The admin: every execution and failure, read-only, with retry, cancel and run-now for
+those who may change executions, and an overview of the whole system.
+
+Nobody adds or edits executions or steps by hand: their state belongs to the workers."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
-from django.utils.translation import ngettext
+from django.utils.safestring import SafeString
 
-from .api import retry
-from .models import Execution, FailedExecution, Step
+from . import timeline
+from .admin_actions import (
+    can_change,
+    cancellable,
+    report_run_now,
+    retryable,
+    run_now_many,
+    runnable_now,
+)
+from .admin_base import ReadOnlyAdmin
+from .admin_display import (
+    execution_duration,
+    first_line,
+    humanize_duration,
+    plain_badge,
+    precise,
+    pretty_json,
+    status_badge,
+    when,
+)
+from .admin_lists import (
+    ParentFilter,
+    QueueFilter,
+    RetriedFilter,
+    TaskFilter,
+    as_id,
+    execution_search,
+)
+from .admin_views import ExecutionViews, execution_url
+from .models import Execution, FailedExecution, WorkerHeartbeat
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Nobody adds or edits executions by hand; every field comes from ``_meta``."""
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in self.model._meta.fields] + list(self.extra_readonly)
-
-    extra_readonly: tuple[str, ...] = ()
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        # Viewing is enough to open the pages; actions check the change permission.
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-def pretty_json(value: Any) -> str:
-    return format_html("<pre>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
-
-
-class StepInline(admin.TabularInline):
-    model = Step
-    fk_name = "execution"
-    fields = (
-        "name",
-        "kind",
-        "result",
-        "error",
-        "attempt",
-        "started_at",
-        "finished_at",
-        "wake_at",
-        "child",
-    )
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+#: Children listed on an execution's page; the rest are one click away in the list.
+CHILD_LIMIT = 50
 
 
 @admin.register(Execution)
-class ExecutionAdmin(ReadOnlyAdmin):
+class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
     list_display = (
         "id",
         "task_name",
         "queue",
-        "status",
-        "attempts",
+        "status_display",
+        "attempts_display",
         "priority",
-        "created_at",
-        "run_at",
+        "created",
+        "run_at_display",
+        "duration",
+        "parent_display",
     )
-    list_filter = ("status", "queue", "task_name")
-    search_fields = ("=id", "task_name", "dedupe_key")
-    list_select_related = ("parent",)
-    show_full_result_count = False
-    inlines = (StepInline,)
-    extra_readonly = ("payload_pretty", "result_pretty")
+    list_display_links = ("id",)
+    list_filter = (
+        "status",
+        TaskFilter,
+        QueueFilter,
+        ("created_at", admin.DateFieldListFilter),
+        ParentFilter,
+    )
+    # The search box searches these through indexes only; see get_search_results.
+    search_fields = ("=id", "=task_name", "dedupe_key")
+    search_help_text = "An id (42 or #42), a task name, or the start of a dedupe key."
+    # Rows show parent_id only, so no relation is joined or fetched per row.
+    list_select_related = False
+    sortable_by = ("id",)
+    actions = ("retry_selected", "cancel_selected", "run_now_selected")
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("status_display", "attempts_display"),
+                    ("task_name", "queue", "priority"),
+                    ("event_name", "dedupe_key", "superseded"),
+                    ("parent_display", "parent_step"),
+                    "error_display",
+                )
+            },
+        ),
+        (
+            "Times",
+            {
+                "fields": (
+                    ("created_precise", "run_at_precise"),
+                    ("started_precise", "finished_precise"),
+                    ("duration", "claims", "cancel_requested_precise"),
+                )
+            },
+        ),
+        ("Worker", {"fields": (("lease_owner", "lease_display"), "worker_display")}),
+        ("Payload and result", {"fields": ("payload_display", "result_display")}),
+    )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Execution], search_term: str
+    ) -> tuple[QuerySet[Execution], bool]:
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(execution_search(search_term)), False
+
+    # -- columns and fields ------------------------------------------------------------
+
+    @admin.display(description="status")
+    def status_display(self, obj: Execution) -> SafeString:
+        return status_badge(obj)
+
+    @admin.display(description="attempts")
+    def attempts_display(self, obj: Execution) -> str:
+        return f"{obj.attempts}/{obj.max_attempts}"
+
+    @admin.display(description="created")
+    def created(self, obj: Execution) -> str:
+        return when(obj.created_at)
+
+    @admin.display(description="run at")
+    def run_at_display(self, obj: Execution) -> str:
+        return when(obj.run_at)
+
+    @admin.display(description="created")
+    def created_precise(self, obj: Execution) -> str:
+        return precise(obj.created_at)
+
+    @admin.display(description="run at")
+    def run_at_precise(self, obj: Execution) -> str:
+        return precise(obj.run_at)
+
+    @admin.display(description="started")
+    def started_precise(self, obj: Execution) -> str:
+        return precise(obj.started_at)
+
+    @admin.display(description="finished")
+    def finished_precise(self, obj: Execution) -> str:
+        return precise(obj.finished_at)
+
+    @admin.display(description="cancel requested")
+    def cancel_requested_precise(self, obj: Execution) -> str:
+        return precise(obj.cancel_requested_at)
+
+    @admin.display(description="duration")
+    def duration(self, obj: Execution) -> str:
+        return execution_duration(obj)
+
+    @admin.display(description="parent")
+    def parent_display(self, obj: Execution) -> str:
+        if obj.parent_id is None:
+            return "—"
+        return format_html('<a href="{}">#{}</a>', execution_url(obj.parent_id), obj.parent_id)
+
+    @admin.display(description="lease expires")
+    def lease_display(self, obj: Execution) -> str:
+        if obj.lease_expires_at is None:
+            return "—"
+        if obj.lease_expires_at < timezone.now():
+            return format_html(
+                "{} {}", precise(obj.lease_expires_at), plain_badge("failed", "expired")
+            )
+        return precise(obj.lease_expires_at)
+
+    @admin.display(description="worker")
+    def worker_display(self, obj: Execution) -> str:
+        if not obj.lease_owner:
+            return "No worker holds it."
+        beat = WorkerHeartbeat.objects.filter(worker_id=obj.lease_owner).first()
+        if beat is None:
+            return "No heartbeat from this worker: it has stopped or died."
+        seen = humanize_duration(timezone.now() - beat.last_seen_at)
+        return f"host {beat.host}, pid {beat.pid}, last seen {seen} ago"
 
     @admin.display(description="payload")
-    def payload_pretty(self, obj: Execution) -> str:
+    def payload_display(self, obj: Execution) -> SafeString:
         return pretty_json(obj.payload)
 
     @admin.display(description="result")
-    def result_pretty(self, obj: Execution) -> str:
+    def result_display(self, obj: Execution) -> SafeString:
         return pretty_json(obj.result)
+
+    @admin.display(description="error")
+    def error_display(self, obj: Execution) -> SafeString | str:
+        return format_html('<pre class="cd-error-text">{}</pre>', obj.error) if obj.error else "—"
+
+    # -- the page of one execution -----------------------------------------------------
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Execution | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            children = list(obj.children.order_by("id")[: CHILD_LIMIT + 1])
+            context.update(
+                timeline=timeline.for_execution(obj),
+                children=children[:CHILD_LIMIT],
+                more_children=len(children) > CHILD_LIMIT,
+                children_url=reverse("admin:django_conductor_execution_changelist")
+                + f"?parent={obj.pk}",
+                failures=list(obj.failures.order_by("-failed_at", "-id")[:5]),
+                can_operate=can_change(request),
+                can_retry=retryable(obj),
+                can_cancel=cancellable(obj),
+                can_run_now=runnable_now(obj),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    # -- operations --------------------------------------------------------------------
+
+    @admin.action(permissions=("operate",), description="Retry the selected executions")
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> Any:
+        executions = list(queryset)
+        return self.confirm_or_run(
+            request, executions, selected=executions, verb="retry", action="retry_selected"
+        )
+
+    @admin.action(permissions=("operate",), description="Cancel the selected executions")
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> Any:
+        executions = list(queryset)
+        return self.confirm_or_run(
+            request, executions, selected=executions, verb="cancel", action="cancel_selected"
+        )
+
+    @admin.action(
+        permissions=("operate",),
+        description="Retry now: run the selected pending executions without waiting",
+    )
+    def run_now_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
+        report_run_now(self, request, run_now_many(queryset.values_list("id", flat=True)))
 
 
 @admin.register(FailedExecution)
 class FailedExecutionAdmin(ReadOnlyAdmin):
-    list_display = ("execution", "task_name", "error_line", "attempts", "failed_at", "retried_at")
-    list_filter = ("task_name", ("retried_at", admin.EmptyFieldListFilter))
-    search_fields = ("=execution__id", "task_name", "error")
+    list_display = (
+        "failed_at",
+        "execution_display",
+        "task_name",
+        "error_line",
+        "attempts",
+        "retried_at",
+        "now_display",
+    )
+    list_display_links = ("failed_at",)
+    list_filter = (TaskFilter, RetriedFilter, ("failed_at", admin.DateFieldListFilter))
+    search_fields = ("=execution__id", "=task_name", "error")
+    search_help_text = "An execution id, a task name, or words from the error."
     list_select_related = ("execution",)
-    show_full_result_count = False
-    actions = ("retry_executions",)
-    extra_readonly = ("traceback_pre",)
+    sortable_by = ("failed_at",)
+    actions = ("retry_selected",)
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("execution_display", "now_display"),
+                    ("task_name", "attempts"),
+                    ("failed_at", "retried_at"),
+                    "error_display",
+                    "traceback_display",
+                )
+            },
+        ),
+    )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[FailedExecution], search_term: str
+    ) -> tuple[QuerySet[FailedExecution], bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        execution_id = as_id(term)
+        matches = queryset.filter(task_name=term) | queryset.filter(error__icontains=term)
+        if execution_id is not None:
+            matches = matches | queryset.filter(execution_id=execution_id)
+        return matches, False
+
+    @admin.display(description="execution")
+    def execution_display(self, obj: FailedExecution) -> str:
+        return format_html(
+            '<a href="{}">#{}</a>', execution_url(obj.execution_id), obj.execution_id
+        )
+
+    @admin.display(description="status now")
+    def now_display(self, obj: FailedExecution) -> SafeString:
+        return status_badge(obj.execution)
 
     @admin.display(description="error")
     def error_line(self, obj: FailedExecution) -> str:
-        first = obj.error.splitlines()[0] if obj.error else ""
-        return first[:120]
+        return first_line(obj.error)
+
+    @admin.display(description="error")
+    def error_display(self, obj: FailedExecution) -> SafeString:
+        return format_html('<pre class="cd-error-text">{}</pre>', obj.error)
 
     @admin.display(description="traceback")
-    def traceback_pre(self, obj: FailedExecution) -> str:
-        return format_html("<pre>{}</pre>", obj.traceback)
+    def traceback_display(self, obj: FailedExecution) -> SafeString | str:
+        if not obj.traceback:
+            return "—"
+        return format_html('<pre class="cd-traceback">{}</pre>', obj.traceback)
 
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        opts = Execution._meta
-        return request.user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: FailedExecution | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(
+                can_operate=can_change(request),
+                can_retry=retryable(obj.execution),
+                retry_url=execution_url(obj.execution_id, "retry"),
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
-    @admin.action(
-        permissions=("retry",),
-        description="Retry the selected executions (completed steps are kept)",
-    )
-    def retry_executions(self, request: HttpRequest, queryset: QuerySet[FailedExecution]) -> None:
-        ids = set(queryset.values_list("execution_id", flat=True))
-        retried = [execution_id for execution_id in sorted(ids) if retry(execution_id)]
-        skipped = len(ids) - len(retried)
-        if retried:
-            self.message_user(
-                request,
-                ngettext(
-                    "Retried %(count)d execution; its completed steps are kept.",
-                    "Retried %(count)d executions; their completed steps are kept.",
-                    len(retried),
-                )
-                % {"count": len(retried)},
-                messages.SUCCESS,
-            )
-        if skipped:
-            self.message_user(
-                request,
-                ngettext(
-                    "Skipped %(count)d execution that is no longer failed.",
-                    "Skipped %(count)d executions that are no longer failed.",
-                    skipped,
-                )
-                % {"count": skipped},
-                messages.WARNING,
-            )
+    @admin.action(permissions=("operate",), description="Retry the selected executions")
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[FailedExecution]) -> Any:
+        failures = list(queryset.only("id", "execution_id"))
+        ids = {failure.execution_id for failure in failures}
+        executions = list(Execution.objects.filter(pk__in=ids).order_by("id"))
+        return self.confirm_or_run(
+            request, executions, selected=failures, verb="retry", action="retry_selected"
+        )

@@ -1,4 +1,5 @@
-"""Module-level calls: invoke by name, retry a failed execution, cancel one."""
+"""Module-level calls: invoke by name, retry a failed execution, run a waiting one now,
+cancel one."""
 
 from __future__ import annotations
 
@@ -44,6 +45,14 @@ ON CONFLICT (task_name, queue, dedupe_key) WHERE {LIVE_PREDICATE}
 DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority
 WHERE {EXECUTION}.status = 'pending'
 RETURNING id
+"""
+
+#: statement_timestamp(), as in the columns' defaults: a row written earlier in the same
+#: transaction is not mistaken for one that is still waiting.
+_RUN_NOW = f"""
+UPDATE {EXECUTION} SET run_at = statement_timestamp()
+WHERE id = %(id)s AND status = 'pending' AND run_at > statement_timestamp()
+RETURNING queue
 """
 
 _SUPERSEDE = f"""
@@ -153,6 +162,21 @@ def retry(execution_id: int) -> bool:
                 _retry_child(step.child_id)
         with connection.cursor() as cursor:
             notify_ready(cursor, [execution.queue])
+    return True
+
+
+def run_now(execution_id: int) -> bool:
+    """Make a pending execution that waits out a retry backoff or a delay due at once.
+
+    Its attempts, steps and priority stay as they are; idle workers are woken. Returns False
+    when it is not pending or is already due.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_RUN_NOW, {"id": execution_id})
+        row = cursor.fetchone()
+        if row is None:
+            return False
+        notify_ready(cursor, [row[0]])
     return True
 
 

@@ -123,6 +123,29 @@ class Execution(models.Model):
             models.Index(
                 "lease_expires_at", name="conductor_running", condition=Q(status="running")
             ),
+            # The admin's throughput chart and per-task completions of the last hour. Partial
+            # indexes like these three get an entry only from the updates that end an
+            # execution, not from every status change on the hot path.
+            models.Index(
+                fields=["finished_at"],
+                include=["status", "task_name"],
+                name="conductor_finished_at",
+                condition=Q(finished_at__isnull=False),
+            ),
+            # The admin's status filter and counts (per task, too) for the unhappy ends.
+            models.Index(
+                fields=["status", "-id"],
+                include=["task_name"],
+                name="conductor_failed_cancelled",
+                condition=Q(status__in=("failed", "cancelled")),
+            ),
+            # The admin's search by dedupe key, exact or by its start (LIKE 'key%').
+            models.Index(
+                fields=["dedupe_key"],
+                opclasses=["varchar_pattern_ops"],
+                name="conductor_dedupe_key",
+                condition=Q(dedupe_key__isnull=False),
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -1,0 +1,217 @@
+"""Retry, cancel and run-now over many executions, with the report a person needs: how many
+were done, and why the others were skipped. Shared by the list actions and the buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib import messages
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.translation import ngettext
+
+from . import api
+from .models import FINISHED, LIVE, Execution, Status
+
+CHANGE_PERMISSION = "django_conductor.change_execution"
+
+
+def can_change(request: HttpRequest) -> bool:
+    return request.user.has_perm(CHANGE_PERMISSION)
+
+
+def refused(request: HttpRequest, admin_site: Any, verb: str) -> TemplateResponse:
+    """A visible 403 instead of an action that quietly does nothing."""
+    context = {
+        **admin_site.each_context(request),
+        "title": "Permission needed",
+        "verb": verb,
+    }
+    return TemplateResponse(request, "admin/django_conductor/refused.html", context, status=403)
+
+
+@dataclass
+class Report:
+    done: list[int] = field(default_factory=list)
+    asked: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+def retryable(execution: Execution) -> bool:
+    return execution.status in (Status.FAILED, Status.CANCELLED)
+
+
+def cancellable(execution: Execution) -> bool:
+    return execution.status in LIVE
+
+
+def runnable_now(execution: Execution) -> bool:
+    return (
+        execution.status == Status.PENDING
+        and execution.run_at is not None
+        and execution.run_at > timezone.now()
+    )
+
+
+def retry_many(ids: Iterable[int]) -> Report:
+    report = Report()
+    for execution_id in sorted(set(ids)):
+        (report.done if api.retry(execution_id) else report.skipped).append(execution_id)
+    return report
+
+
+def cancel_many(ids: Iterable[int]) -> Report:
+    """Parked ones are cancelled at once; running ones are asked to stop at their next step."""
+    report = Report()
+    statuses = dict(Execution.objects.filter(pk__in=set(ids)).values_list("id", "status"))
+    for execution_id in sorted(statuses):
+        if statuses[execution_id] in FINISHED or not api.cancel(
+            execution_id, "Cancelled from the admin"
+        ):
+            report.skipped.append(execution_id)
+        elif statuses[execution_id] == Status.RUNNING:
+            report.asked.append(execution_id)
+        else:
+            report.done.append(execution_id)
+    return report
+
+
+def run_now_many(ids: Iterable[int]) -> Report:
+    report = Report()
+    for execution_id in sorted(set(ids)):
+        (report.done if api.run_now(execution_id) else report.skipped).append(execution_id)
+    return report
+
+
+def _say(singular: str, plural: str, ids: list[int]) -> str:
+    return ngettext(singular, plural, len(ids)) % {"count": len(ids)}
+
+
+def report_retry(model_admin: Any, request: HttpRequest, report: Report) -> None:
+    if report.done:
+        model_admin.message_user(
+            request,
+            _say(
+                "Retried %(count)d execution; its completed steps are kept.",
+                "Retried %(count)d executions; their completed steps are kept.",
+                report.done,
+            ),
+            messages.SUCCESS,
+        )
+    if report.skipped:
+        model_admin.message_user(
+            request,
+            _say(
+                "Skipped %(count)d execution that is not failed or cancelled; "
+                "only those can be retried.",
+                "Skipped %(count)d executions that are not failed or cancelled; "
+                "only those can be retried.",
+                report.skipped,
+            ),
+            messages.WARNING,
+        )
+
+
+def report_cancel(model_admin: Any, request: HttpRequest, report: Report) -> None:
+    if report.done:
+        model_admin.message_user(
+            request,
+            _say(
+                "Cancelled %(count)d execution.",
+                "Cancelled %(count)d executions.",
+                report.done,
+            ),
+            messages.SUCCESS,
+        )
+    if report.asked:
+        model_admin.message_user(
+            request,
+            _say(
+                "Asked %(count)d running execution to stop at its next step.",
+                "Asked %(count)d running executions to stop at their next step.",
+                report.asked,
+            ),
+            messages.SUCCESS,
+        )
+    if report.skipped:
+        model_admin.message_user(
+            request,
+            _say(
+                "Skipped %(count)d execution that had already finished.",
+                "Skipped %(count)d executions that had already finished.",
+                report.skipped,
+            ),
+            messages.WARNING,
+        )
+
+
+def report_run_now(model_admin: Any, request: HttpRequest, report: Report) -> None:
+    if report.done:
+        model_admin.message_user(
+            request,
+            _say(
+                "%(count)d execution will run now instead of waiting.",
+                "%(count)d executions will run now instead of waiting.",
+                report.done,
+            ),
+            messages.SUCCESS,
+        )
+    if report.skipped:
+        model_admin.message_user(
+            request,
+            _say(
+                "Skipped %(count)d execution that is not pending with a later run time; "
+                "only one waiting out a retry backoff or a delay can run now.",
+                "Skipped %(count)d executions that are not pending with a later run time; "
+                "only those waiting out a retry backoff or a delay can run now.",
+                report.skipped,
+            ),
+            messages.WARNING,
+        )
+
+
+#: What each confirmation page says before anything changes.
+NOTES = {
+    "retry": (
+        "Each goes back to pending with a fresh attempt budget. Completed steps are kept: "
+        "their recorded results are replayed and they do not run again, so side effects "
+        "already done (a charge, an email) are not repeated. Failed child executions are "
+        "retried with their parent."
+    ),
+    "cancel": (
+        "Pending, sleeping and waiting executions are cancelled at once, together with their "
+        "unfinished children. A running one stops at its next step or checkpoint. Completed "
+        "steps stay recorded; a cancelled execution can be retried later."
+    ),
+}
+
+
+def confirmation(
+    request: HttpRequest,
+    model_admin: Any,
+    *,
+    verb: str,
+    eligible: list[Execution],
+    skipped: int,
+    hidden: list[tuple[str, Any]],
+    cancel_url: str,
+) -> TemplateResponse:
+    """The page between the button and the change, posting back with ``post=yes``."""
+    opts = model_admin.model._meta
+    noun = ngettext("execution", "executions", len(eligible))
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": f"{verb.capitalize()} {len(eligible)} {noun}?",
+        "verb": verb,
+        "note": NOTES[verb],
+        "eligible": eligible,
+        "skipped": skipped,
+        "hidden": hidden,
+        "cancel_url": cancel_url,
+        "opts": opts,
+        "app_label": opts.app_label,
+    }
+    return TemplateResponse(request, "admin/django_conductor/confirm.html", context)
