@@ -1,0 +1,20 @@
+"""Settings for the benchmark: django_conductor at its defaults on a database of its own.
+
+The server is ``DATABASE_URL`` when set, otherwise the embedded PostgreSQL; the database is
+``conductor_bench`` (``CONDUCTOR_BENCH_DATABASE`` overrides), which ``run.py`` drops and
+creates afresh on every run.
+"""
+
+import os
+
+from django_conductor.devdb import database_config
+
+DATABASE_NAME = os.environ.get("CONDUCTOR_BENCH_DATABASE", "conductor_bench")
+
+SECRET_KEY = "benchmarks-only"  # noqa: S105
+DEBUG = False
+USE_TZ = True
+TIME_ZONE = "UTC"
+DATABASES = {"default": {**database_config(), "NAME": DATABASE_NAME}}
+INSTALLED_APPS = ["django_conductor", "benchmarks.benchapp"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,0 +1,1 @@
+"""The tasks the benchmark runs."""

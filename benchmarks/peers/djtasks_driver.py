@@ -1,0 +1,124 @@
+"""Workloads 1 (no-op throughput) and 3 (pickup latency) on django-tasks-db, Django's task
+framework with its database backend, through the documented API (``@task``, ``enqueue``)
+and its ``db_worker`` command at its defaults. Timings come from the result rows'
+``enqueued_at``, ``started_at`` and ``finished_at``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Any
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djtasks_settings")
+
+import django
+from common import (
+    DriverFailure,
+    drain,
+    latency_summary,
+    main,
+    paced,
+    spawn,
+    stop,
+    wait_until,
+)
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+from django_tasks_db.models import DBTaskResult  # noqa: E402
+from djtasks_jobs import noop  # noqa: E402
+
+WORKER = [sys.executable, "-m", "django", "db_worker"]
+TABLE = DBTaskResult._meta.db_table
+
+
+def sql(query: str, params: Any = None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+def successful() -> int:
+    return DBTaskResult.objects.filter(status="SUCCESSFUL").count()
+
+
+def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
+    """Every task run at most once, none lost, and none left half-done beyond the
+    ``interrupted`` one a stop at the time cap may leave."""
+    statuses = dict(sql(f"SELECT status, count(*) FROM {TABLE} GROUP BY 1"))
+    twice = sql(f"SELECT count(*) FROM {TABLE} WHERE jsonb_array_length(worker_ids) > 1")[0][0]
+    done = statuses.get("SUCCESSFUL", 0)
+    if (
+        done < expected_done
+        or sum(statuses.values()) != total
+        or twice
+        or statuses.get("RUNNING", 0) > interrupted
+        or (set(statuses) - {"SUCCESSFUL", "READY", "RUNNING"})
+    ):
+        raise DriverFailure(f"results by status {statuses}, {twice} claimed more than once")
+
+
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    call_command("migrate", verbosity=0)
+    from importlib.metadata import version
+
+    return {"version": version("django-tasks-db")}
+
+
+def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    sql(f"TRUNCATE {TABLE}")
+    for start in range(0, args.count, 1000):
+        with transaction.atomic():
+            for n in range(start, min(args.count, start + 1000)):
+                noop.enqueue(n=n)
+    sql(f"ANALYZE {TABLE}")
+    began = time.perf_counter()
+    worker = spawn([*WORKER, "--batch"], args.logs / "peer-django-tasks-db-noop.log")
+    capped = drain(worker, successful, args.count, args.cap)
+    wall = time.perf_counter() - began
+    stop(worker)
+    done = successful()
+    check_once(done if capped else args.count, args.count, 1 if capped else 0)
+    (span,) = sql(
+        f"SELECT extract(epoch FROM max(finished_at) - min(started_at))::float FROM {TABLE} "
+        "WHERE status = 'SUCCESSFUL'"
+    )[0]
+    return {
+        "executions": args.count,
+        "completed": done,
+        "capped": capped,
+        "rate": done / span,
+        "window_s": span,
+        "wall_s": wall,
+    }
+
+
+def pickup(args: argparse.Namespace) -> dict[str, Any]:
+    sql(f"TRUNCATE {TABLE}")
+    worker = spawn(WORKER, args.logs / "peer-django-tasks-db-pickup.log")
+    try:
+        warm = noop.enqueue(n=-1)
+        wait_until(lambda: successful() == 1, 60, "a first task to run")
+        time.sleep(0.5)
+        paced(args.count, args.gap_ms, lambda n: noop.enqueue(n=n))
+        wait_until(lambda: successful() == args.count + 1, 300, "every task to run")
+    finally:
+        stop(worker)
+    check_once(args.count + 1, args.count + 1)
+    latencies = [
+        row[0]
+        for row in sql(
+            f"SELECT extract(epoch FROM started_at - enqueued_at)::float * 1000 FROM {TABLE} "
+            "WHERE id <> %s",
+            [warm.id],
+        )
+    ]
+    return latency_summary(latencies, args.count, args.gap_ms)
+
+
+if __name__ == "__main__":
+    main({"setup": setup, "noop": noop_throughput, "pickup": pickup})

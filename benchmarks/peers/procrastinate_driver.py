@@ -1,0 +1,124 @@
+"""Workloads 1 (no-op throughput) and 3 (pickup latency) on Procrastinate, through its
+documented API (``App``, ``@app.task``, ``batch_defer``/``defer``) and its worker command at
+its defaults. Timings come from its ``procrastinate_events`` table (the database clock)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import psycopg
+from common import DriverFailure, drain, latency_summary, main, paced, spawn, stop, wait_until
+from procrastinate_app import app, noop
+
+WORKER = [sys.executable, "-m", "procrastinate", "--app=procrastinate_app.app", "worker"]
+
+
+def sql(query: str, params: Any = None) -> list[tuple]:
+    import os
+
+    with psycopg.connect(os.environ["BENCH_PEER_CONNINFO"], autocommit=True) as conn:
+        cursor = conn.execute(query, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def reset() -> None:
+    sql(
+        "TRUNCATE procrastinate_events, procrastinate_periodic_defers, procrastinate_jobs, "
+        "procrastinate_workers RESTART IDENTITY CASCADE"
+    )
+
+
+def succeeded() -> int:
+    return int(sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")[0][0])
+
+
+def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
+    """Every job done at most once, none lost, and none left half-done beyond the
+    ``interrupted`` ones a stop at the time cap may leave."""
+    statuses = dict(sql("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1"))
+    twice = sql(
+        "SELECT count(*) FROM (SELECT job_id FROM procrastinate_events WHERE type = 'started' "
+        "GROUP BY job_id HAVING count(*) > 1) AS t"
+    )[0][0]
+    done = statuses.get("succeeded", 0)
+    if (
+        done < expected_done
+        or sum(statuses.values()) != total
+        or twice
+        or statuses.get("doing", 0) > interrupted
+        or (set(statuses) - {"succeeded", "todo", "doing"})
+    ):
+        raise DriverFailure(f"jobs by status {statuses}, {twice} started more than once")
+
+
+def setup(args: argparse.Namespace) -> dict[str, Any]:
+    with app.open():
+        app.schema_manager.apply_schema()
+    import procrastinate
+
+    return {"version": procrastinate.__version__}
+
+
+def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
+    reset()
+    with app.open():
+        for start in range(0, args.count, 5000):
+            noop.batch_defer(*({"n": n} for n in range(start, min(args.count, start + 5000))))
+    sql("ANALYZE procrastinate_jobs")
+    began = time.perf_counter()
+    options, suffix = [], ""
+    if args.concurrency:
+        options, suffix = ["--concurrency", str(args.concurrency)], f"-c{args.concurrency}"
+    worker = spawn(
+        [*WORKER, *options, "--one-shot"], args.logs / f"peer-procrastinate-noop{suffix}.log"
+    )
+    capped = drain(worker, succeeded, args.count, args.cap)
+    wall = time.perf_counter() - began
+    stop(worker)
+    done = succeeded()
+    interrupted = (args.concurrency or 1) if capped else 0
+    check_once(done if capped else args.count, args.count, interrupted)
+    (span,) = sql(
+        "SELECT extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded') "
+        "- min(at) FILTER (WHERE type = 'started'))::float FROM procrastinate_events"
+    )[0]
+    return {
+        "concurrency": args.concurrency or 1,
+        "executions": args.count,
+        "completed": done,
+        "capped": capped,
+        "rate": done / span,
+        "window_s": span,
+        "wall_s": wall,
+    }
+
+
+def pickup(args: argparse.Namespace) -> dict[str, Any]:
+    reset()
+    worker = spawn(WORKER, args.logs / "peer-procrastinate-pickup.log")
+    try:
+        with app.open():
+            noop.defer(n=-1)
+            wait_until(lambda: succeeded() == 1, 60, "a first job to run")
+            time.sleep(0.5)
+            paced(args.count, args.gap_ms, lambda n: noop.defer(n=n))
+        wait_until(lambda: succeeded() == args.count + 1, 120, "every job to run")
+    finally:
+        stop(worker)
+    check_once(args.count + 1, args.count + 1)
+    latencies = [
+        row[0]
+        for row in sql(
+            "SELECT extract(epoch FROM s.at - d.at)::float * 1000 FROM procrastinate_events d "
+            "JOIN procrastinate_events s ON s.job_id = d.job_id AND s.type = 'started' "
+            "WHERE d.type = 'deferred' AND d.job_id > 1"
+        )
+    ]
+    return latency_summary(latencies, args.count, args.gap_ms)
+
+
+if __name__ == "__main__":
+    main({"setup": setup, "noop": noop_throughput, "pickup": pickup})

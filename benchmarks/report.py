@@ -1,0 +1,342 @@
+"""The markdown tables and the targets, from the results of one run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+PEER_LABELS = {
+    "procrastinate": "Procrastinate",
+    "procrastinate-c10": "Procrastinate",
+    "django-tasks-db": "django-tasks-db",
+}
+#: Runs of a peer away from its defaults, to match ours (10 executions at once).
+PEER_NOTES = {"procrastinate-c10": "concurrency 10"}
+
+
+def peer_label(name: str, version: str = "") -> str:
+    label = f"{PEER_LABELS.get(name, name)} {version}".strip()
+    return f"{label}, {PEER_NOTES[name]}" if name in PEER_NOTES else label
+
+
+@dataclass
+class Target:
+    """One target of the issue: ``measured`` against ``limit``; ``higher`` is better or not."""
+
+    name: str
+    measured: float | None
+    limit: float
+    higher: bool = True
+    unit: str = ""
+    note: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.measured is None or math.isnan(self.measured):
+            return "not measured" + (f" ({self.note})" if self.note else "")
+        if self.passed:
+            return "pass"
+        if self.higher:
+            short = 1 - self.measured / self.limit
+            return f"MISS ({short:.0%} short)"
+        over = self.measured / self.limit - 1
+        return f"MISS ({over:.0%} over)"
+
+    @property
+    def passed(self) -> bool:
+        if self.measured is None or math.isnan(self.measured):
+            return False
+        return self.measured >= self.limit if self.higher else self.measured <= self.limit
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "measured": self.measured,
+            "limit": self.limit,
+            "higher_is_better": self.higher,
+            "unit": self.unit,
+            "status": self.status,
+            "passed": self.passed,
+        }
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _get(results: dict[str, Any], *path: str) -> Any:
+    value: Any = results
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
+        value = value[key]
+    return value
+
+
+def best_peer_noop(results: dict[str, Any]) -> tuple[str, float] | None:
+    rates = [
+        (name, peer["noop"]["rate"])
+        for name, peer in (results.get("peers") or {}).items()
+        if isinstance(peer, dict) and isinstance(peer.get("noop"), dict) and "rate" in peer["noop"]
+    ]
+    return max(rates, key=lambda item: item[1]) if rates else None
+
+
+def targets(results: dict[str, Any]) -> list[Target]:
+    noop = _get(results, "noop", "rate")
+    best = best_peer_noop(results)
+    scale_ratio = _get(results, "scale", "ratio")
+    return [
+        Target("no-op throughput, 1 worker", noop, 4_000, unit="executions/s"),
+        Target(
+            "no-op throughput ÷ best peer",
+            noop / best[1] if noop and best else None,
+            5,
+            unit="x",
+            note="run with --peers" if best is None else "",
+        ),
+        Target("step checkpoints", _get(results, "steps", "rate"), 3_000, unit="steps/s"),
+        Target("pickup latency p50", _get(results, "pickup", "p50_ms"), 5, higher=False, unit="ms"),
+        Target(
+            "pickup latency p99", _get(results, "pickup", "p99_ms"), 20, higher=False, unit="ms"
+        ),
+        Target(
+            "invoke() one at a time", _get(results, "invoke", "single_rate"), 2_000, unit="calls/s"
+        ),
+        Target("invoke_many", _get(results, "invoke", "many_rate"), 20_000, unit="rows/s"),
+        Target("throughput with 1M finished rows ÷ empty table", scale_ratio, 0.8, unit="x"),
+        Target(
+            "worker peak RSS at concurrency 20",
+            _get(results, "memory", "c20", "peak_rss_mb"),
+            120,
+            higher=False,
+            unit="MB",
+        ),
+    ]
+
+
+def _of_pg(rate: float | None, pg: dict[str, Any] | None) -> str:
+    if not rate or not pg or "c1_tps" not in pg:
+        return ""
+    return f"{rate / pg['c1_tps']:.0%} / {rate / pg['c4_tps']:.0%}"
+
+
+def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
+    pg = results.get("pgbench") if isinstance(results.get("pgbench"), dict) else None
+    status = {t.name: t.status for t in targets(results)}
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(
+        workload: str,
+        measured: str,
+        target: str = "",
+        verdict: str = "",
+        rate: float | None = None,
+    ) -> None:
+        rows.append((workload, measured, target, verdict, _of_pg(rate, pg)))
+
+    def section(key: str, build: Callable[[dict[str, Any]], None], label: str) -> None:
+        if key in failures:
+            add(label, f"**FAILED**: {failures[key].splitlines()[0][:160]}")
+        elif isinstance(results.get(key), dict):
+            first = len(rows)
+            build(results[key])
+            repeats = results[key].get("repeats")
+            if repeats:
+                for index in range(first, len(rows)):
+                    workload, measured, *rest = rows[index]
+                    note = f" (median run of {len(repeats)})"
+                    rows[index] = (workload, measured + note, *rest)  # type: ignore[assignment]
+
+    def noop(r: dict[str, Any]) -> None:
+        add(
+            f"1. no-op throughput, 1 worker ({r['executions']:,} executions)",
+            f"{_num(r['rate'])} executions/s",
+            "≥ 4,000/s",
+            status["no-op throughput, 1 worker"],
+            r["rate"],
+        )
+
+    def noop2(r: dict[str, Any]) -> None:
+        add(
+            f"1. no-op throughput, 2 workers ({r['executions']:,})",
+            f"{_num(r['rate'])} executions/s",
+            rate=r["rate"],
+        )
+
+    def step(r: dict[str, Any]) -> None:
+        add(
+            f"2. step checkpoints ({r['executions']:,} x 10 steps)",
+            f"{_num(r['rate'])} steps/s ({_num(r['executions_rate'])} executions/s)",
+            "≥ 3,000/s",
+            status["step checkpoints"],
+            r["rate"],
+        )
+
+    def latency(r: dict[str, Any]) -> None:
+        add(
+            f"3. pickup latency p50 / p95 / p99 ({r['executions']}, {r['gap_ms']:g} ms apart)",
+            f"{_num(r['p50_ms'], 1)} / {_num(r['p95_ms'], 1)} / {_num(r['p99_ms'], 1)} ms",
+            "p50 ≤ 5, p99 ≤ 20 ms",
+            f"{status['pickup latency p50']}, {status['pickup latency p99']}",
+        )
+
+    def invoke(r: dict[str, Any]) -> None:
+        add(
+            f"4. invoke(), one thread, autocommit ({r['single_calls']:,} calls)",
+            f"{_num(r['single_rate'])} calls/s",
+            "≥ 2,000/s",
+            status["invoke() one at a time"],
+            r["single_rate"],
+        )
+        add(
+            f"4. invoke_many ({r['many_rows']:,} rows, {r['many_batch']:,} a call)",
+            f"{_num(r['many_rate'])} rows/s",
+            "≥ 20,000/s",
+            status["invoke_many"],
+        )
+
+    def child(r: dict[str, Any]) -> None:
+        add(
+            f"5. sleep(0) + child invoke ({r['executions']:,} parents)",
+            f"{_num(r['rate'])} parents/s",
+            rate=r["rate"],
+        )
+
+    def scaled(r: dict[str, Any]) -> None:
+        empty, loaded = r["empty"], r["loaded"]
+        add(
+            f"6. no-op throughput, empty vs {r['rows']:,} finished rows ({r['executions']:,})",
+            f"{_num(empty['rate'])} vs {_num(loaded['rate'])} executions/s ({r['ratio']:.2f}x)",
+            "≥ 0.80x",
+            status["throughput with 1M finished rows ÷ empty table"],
+        )
+        claims = [empty["claim"], loaded["claim"]]
+        if all("p50_ms" in c for c in claims):
+            measured = " vs ".join(
+                f"{_num(c['p50_ms'], 2)} ms (server {_num(c['explain_ms'], 2)})" for c in claims
+            )
+        else:
+            measured = "; ".join(c.get("error", "") for c in claims if "error" in c)
+        add("6. claim statement, limit 10, p50: empty vs loaded", measured)
+
+    def mem(r: dict[str, Any]) -> None:
+        add(
+            "7. worker peak RSS, concurrency 1 / 20",
+            f"{_num(r['c1']['peak_rss_mb'], 1)} / {_num(r['c20']['peak_rss_mb'], 1)} MB",
+            "≤ 120 MB at 20",
+            status["worker peak RSS at concurrency 20"],
+        )
+
+    def peers_vs(r: dict[str, Any]) -> None:
+        best = best_peer_noop(results)
+        if best is None:
+            add("8. no-op throughput ÷ best peer", "no peer measured", "≥ 5x")
+            return
+        ratio = (_get(results, "noop", "rate") or float("nan")) / best[1]
+        add(
+            "8. no-op throughput ÷ best peer",
+            f"{ratio:.1f}x the best peer ({_num(best[1])}/s; see the peers table)",
+            "≥ 5x",
+            status["no-op throughput ÷ best peer"],
+        )
+
+    def limit(r: dict[str, Any]) -> None:
+        if "skipped" in r:
+            add("9. PostgreSQL one-row INSERT (pgbench)", f"skipped: {r['skipped']}")
+        else:
+            add(
+                "9. PostgreSQL one-row INSERT (pgbench), 1 / 4 clients",
+                f"{_num(r['c1_tps'])} / {_num(r['c4_tps'])} tps",
+            )
+
+    section("noop", noop, "1. no-op throughput, 1 worker")
+    section("noop2", noop2, "1. no-op throughput, 2 workers")
+    section("steps", step, "2. step checkpoints")
+    section("pickup", latency, "3. pickup latency")
+    section("invoke", invoke, "4. invoke rate")
+    section("sleep-child", child, "5. sleep + child round trip")
+    section("scale", scaled, "6. scale")
+    section("memory", mem, "7. memory")
+    section("peers", peers_vs, "8. peers")
+    section("pgbench", limit, "9. pgbench")
+    lines = [
+        "| workload | measured | target | result | of PostgreSQL's INSERT rate (1 / 4 clients) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _times(ours: float, theirs: float, *, higher_is_better: bool) -> str:
+    """ "3.2x better" or "1.7x worse", from our side."""
+    better = ours / theirs if higher_is_better else theirs / ours
+    if better >= 1:
+        return f"{better:.1f}x {'faster' if higher_is_better else 'lower'}"
+    return f"{1 / better:.1f}x {'slower' if higher_is_better else 'higher'}"
+
+
+def peers_table(results: dict[str, Any]) -> str:
+    peers = results.get("peers")
+    if not isinstance(peers, dict) or not peers:
+        return ""
+    names = list(peers)
+    header = ["workload", "django_conductor"]
+    header += [peer_label(n, peers[n].get("version", "")) for n in names]
+    header += ["django_conductor vs the best peer"]
+
+    def part(name: str, key: str) -> dict[str, Any] | str:
+        peer = peers[name]
+        if "error" in peer:
+            return f"failed: {peer['error'].splitlines()[0][:120]}"
+        value = peer.get(key)
+        if not isinstance(value, dict):
+            return "-"
+        if "error" in value:
+            return f"failed: {value['error'].splitlines()[0][:120]}"
+        return value
+
+    noop = {n: part(n, "noop") for n in names}
+    pickup = {n: part(n, "pickup") for n in names}
+    noop_ours = _get(results, "noop", "rate")
+    p50_ours = _get(results, "pickup", "p50_ms")
+    p99_ours = _get(results, "pickup", "p99_ms")
+
+    def noop_cell(value: dict[str, Any] | str) -> str:
+        if isinstance(value, str):
+            return value
+        text = f"{_num(value['rate'])}/s"
+        if value.get("capped"):
+            text += f" ({value['completed']:,} of {value['executions']:,} run in the time cap)"
+        return text
+
+    def pickup_cell(value: dict[str, Any] | str) -> str:
+        if isinstance(value, str):
+            return value
+        return f"{_num(value['p50_ms'], 1)} / {_num(value['p99_ms'], 1)} ms"
+
+    rates = [v["rate"] for v in noop.values() if isinstance(v, dict)]
+    p50s = [v["p50_ms"] for v in pickup.values() if isinstance(v, dict)]
+    p99s = [v["p99_ms"] for v in pickup.values() if isinstance(v, dict)]
+    noop_vs = _times(noop_ours, max(rates), higher_is_better=True) if noop_ours and rates else ""
+    pickup_vs = (
+        f"p50 {_times(p50_ours, min(p50s), higher_is_better=False)}, "
+        f"p99 {_times(p99_ours, min(p99s), higher_is_better=False)}"
+        if p50_ours and p99_ours and p50s
+        else ""
+    )
+    rows = [
+        ["1. no-op throughput, 1 worker", f"{_num(noop_ours)}/s"]
+        + [noop_cell(noop[n]) for n in names]
+        + [noop_vs],
+        ["3. pickup latency p50 / p99", pickup_cell({"p50_ms": p50_ours, "p99_ms": p99_ours})]
+        + [pickup_cell(pickup[n]) for n in names]
+        + [pickup_vs],
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,385 @@
+"""The workloads. Each one starts from empty tables, drives real ``conductor_worker``
+processes at their default settings, reads its figures from the database clock and checks
+at the end that every execution ran exactly once (``BenchmarkFailure`` otherwise)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .harness import (
+    EXECUTION,
+    BenchmarkFailure,
+    WorkerProcess,
+    analyze,
+    completed,
+    drain_timeout,
+    execute,
+    percentile,
+    query,
+    reset_tables,
+    running,
+    step_rows,
+    verify,
+    wait_for_exit,
+    wait_until,
+    window,
+)
+
+NOOP = "bench-noop"
+STEPS = "bench-steps"
+SLEEP_CHILD = "bench-sleep-child"
+HISTORY = "bench-history"  # the finished rows of the scale workload; never run
+STEPS_EACH = 10
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each workload does. ``--quick`` and ``--size`` derive smaller or larger."""
+
+    noop: int = 20_000
+    steps: int = 2_000
+    pickup: int = 500
+    pickup_gap_ms: float = 10.0
+    invoke_single: int = 2_000
+    invoke_many: int = 50_000
+    invoke_batch: int = 5_000
+    sleep_child: int = 1_000
+    scale_rows: int = 1_000_000
+    scale_noop: int = 20_000
+    claim_samples: int = 200
+    memory_noop: int = 4_000
+    memory_steps: int = 400
+    pgbench_seconds: float = 5.0
+    peer_noop: int = 20_000
+    peer_pickup: int = 500
+    peer_drain_cap_s: float = 90.0
+
+    UNSCALED = (
+        "pickup_gap_ms",
+        "invoke_batch",
+        "claim_samples",
+        "pgbench_seconds",
+        "peer_drain_cap_s",
+    )
+
+    def scaled(self, factor: float) -> Sizes:
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name not in self.UNSCALED:
+                changes[f.name] = max(10, int(getattr(self, f.name) * factor))
+        return replace(self, **changes)
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return replace(
+            cls().scaled(0.1),
+            scale_rows=100_000,
+            claim_samples=50,
+            pgbench_seconds=2.0,
+            peer_drain_cap_s=15.0,
+        )
+
+
+def _tasks() -> Any:
+    from benchmarks.benchapp import tasks
+
+    return tasks
+
+
+def enqueue(task: Any, count: int, batch: int = 5_000) -> None:
+    """``invoke_many`` in batches, each its own transaction."""
+    for start in range(0, count, batch):
+        task.invoke_many({"n": n} for n in range(start, min(count, start + batch)))
+
+
+def _mb(value: int) -> float:
+    return round(value / MB, 1)
+
+
+# -- 1. no-op throughput ----------------------------------------------------------------
+
+
+def noop_throughput(sizes: Sizes, workers: int = 1, count: int | None = None) -> dict[str, Any]:
+    """Invoke ``count`` no-ops, then drain them with ``workers`` burst worker processes."""
+    count = count or sizes.noop
+    reset_tables()
+    enqueue(_tasks().noop, count)
+    analyze()
+    procs = [WorkerProcess(f"noop-{workers}w-{i}", ["--burst"]) for i in range(workers)]
+    wait_for_exit(procs, drain_timeout(count), lambda: completed(NOOP))
+    verify(NOOP, count)
+    span = window(NOOP)
+    wall = max(p.wall for p in procs)
+    return {
+        "executions": count,
+        "workers": workers,
+        "rate": span.rate,
+        "window_s": span.seconds,
+        "wall_s": wall,
+        "wall_rate": count / wall,
+        "startup_and_exit_s": wall - span.seconds,
+        "worker_cpu_s": sum(p.cpu_s for p in procs),
+        "peak_rss_mb": max(_mb(p.peak_rss) for p in procs),
+    }
+
+
+# -- 2. step checkpoints ----------------------------------------------------------------
+
+
+def steps(sizes: Sizes) -> dict[str, Any]:
+    count = sizes.steps
+    reset_tables()
+    enqueue(_tasks().ten_steps, count)
+    analyze()
+    proc = WorkerProcess("steps", ["--burst"])
+    wait_for_exit([proc], drain_timeout(count * STEPS_EACH), lambda: step_rows(STEPS))
+    verify(STEPS, count, steps_each=STEPS_EACH)
+    span = window(STEPS)
+    return {
+        "executions": count,
+        "steps": count * STEPS_EACH,
+        "rate": count * STEPS_EACH / span.seconds,
+        "executions_rate": span.rate,
+        "window_s": span.seconds,
+        "wall_s": proc.wall,
+        "worker_cpu_s": proc.cpu_s,
+        "peak_rss_mb": _mb(proc.peak_rss),
+    }
+
+
+# -- 3. pickup latency ------------------------------------------------------------------
+
+
+def pickup(sizes: Sizes) -> dict[str, Any]:
+    """An idle worker; executions invoked one by one; latency = started_at - created_at."""
+    count, gap = sizes.pickup, sizes.pickup_gap_ms / 1000.0
+    noop = _tasks().noop
+    reset_tables()
+    with running(WorkerProcess("pickup", [])) as worker:
+        warm = noop.invoke({"warm-up": True})
+        wait_until(lambda: completed(NOOP) == 1, 60, "the worker to run a first execution")
+        time.sleep(0.5)  # let it settle into waiting for work
+        start = time.perf_counter()
+        for n in range(count):
+            noop.invoke({"n": n})
+            worker.sample()
+            pause = start + (n + 1) * gap - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+
+        def done() -> bool:
+            worker.sample()
+            return completed(NOOP) == count + 1
+
+        wait_until(done, drain_timeout(count), f"{count} executions to complete")
+    verify(NOOP, count + 1)
+    latencies = [
+        float(row[0])
+        for row in query(
+            f"SELECT extract(epoch FROM started_at - created_at)::float * 1000 "
+            f"FROM {EXECUTION} WHERE task_name = %s AND id > %s",
+            [NOOP, warm.id],
+        )
+    ]
+    return {
+        "executions": count,
+        "gap_ms": sizes.pickup_gap_ms,
+        "p50_ms": percentile(latencies, 0.50),
+        "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99),
+        "max_ms": max(latencies),
+        "peak_rss_mb": _mb(worker.peak_rss),
+    }
+
+
+# -- 4. invoke rate ---------------------------------------------------------------------
+
+
+def invoke_rate(sizes: Sizes) -> dict[str, Any]:
+    """``invoke()`` one at a time in autocommit from one thread; ``invoke_many`` batches."""
+    noop = _tasks().noop
+    reset_tables()
+    started = time.perf_counter()
+    for n in range(sizes.invoke_single):
+        noop.invoke({"n": n})
+    single_s = time.perf_counter() - started
+    started = time.perf_counter()
+    enqueue(noop, sizes.invoke_many, sizes.invoke_batch)
+    many_s = time.perf_counter() - started
+    expected = sizes.invoke_single + sizes.invoke_many
+    (row,) = query(
+        f"SELECT count(*), count(DISTINCT payload) FILTER (WHERE id > %s) FROM {EXECUTION} "
+        f"WHERE task_name = %s AND status = 'pending'",
+        [sizes.invoke_single, NOOP],
+    )
+    if row[0] != expected or row[1] != sizes.invoke_many:
+        raise BenchmarkFailure(
+            f"invoke: expected {expected} pending executions ({sizes.invoke_many} distinct "
+            f"from invoke_many), found {row[0]} ({row[1]})"
+        )
+    return {
+        "single_calls": sizes.invoke_single,
+        "single_rate": sizes.invoke_single / single_s,
+        "many_rows": sizes.invoke_many,
+        "many_batch": sizes.invoke_batch,
+        "many_rate": sizes.invoke_many / many_s,
+    }
+
+
+# -- 5. sleep + child round trip --------------------------------------------------------
+
+
+def sleep_child(sizes: Sizes) -> dict[str, Any]:
+    """Each parent sleeps zero seconds and waits for a no-op child."""
+    count = sizes.sleep_child
+    reset_tables()
+    enqueue(_tasks().sleep_and_child, count)
+    analyze()
+    proc = WorkerProcess("sleep-child", ["--burst"])
+    wait_for_exit([proc], drain_timeout(count * 3), lambda: completed(NOOP, SLEEP_CHILD))
+    # A parent is claimed again once its child has finished: twice, never more.
+    verify(SLEEP_CHILD, count, claims=None, max_claims=2, steps_each=2)
+    verify(NOOP, count)
+    (row,) = query(
+        f"SELECT count(DISTINCT parent_id), count(*) FILTER (WHERE parent_id IS NULL) "
+        f"FROM {EXECUTION} WHERE task_name = %s",
+        [NOOP],
+    )
+    if row != (count, 0):
+        raise BenchmarkFailure(f"sleep-child: expected one child per parent, found {row}")
+    span = window(SLEEP_CHILD)
+    (claims,) = query(f"SELECT sum(claims) FROM {EXECUTION}")
+    return {
+        "executions": count,
+        "rate": span.rate,
+        "window_s": span.seconds,
+        "claims": int(claims[0]),
+        "wall_s": proc.wall,
+        "peak_rss_mb": _mb(proc.peak_rss),
+    }
+
+
+# -- 6. scale ---------------------------------------------------------------------------
+
+_HISTORY = f"""
+INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, status, priority, run_at,
+    attempts, max_attempts, claims, superseded, wake_pending, result, error, created_at,
+    started_at, finished_at)
+SELECT '{HISTORY}', 'default', 'conductor.invoke', jsonb_build_object('n', g), 'completed', 0,
+    t, 1, 3, 1, false, false, 'null'::jsonb, '', t, t, t + interval '5 milliseconds'
+FROM generate_series(1, %s) AS g,
+    LATERAL (SELECT now() - make_interval(secs => %s - g) AS t) AS at
+"""
+
+
+def claim_latency(samples: int) -> dict[str, Any]:
+    """Time the worker's claim statement (limit 10) on ready rows, rolled back each time."""
+    from django.db import connection
+
+    from django_conductor import sql
+
+    statement = getattr(sql, "CLAIM_ANY_QUEUE", None)
+    if statement is None:
+        return {"error": "django_conductor.sql.CLAIM_ANY_QUEUE is gone"}
+    params = {"limit": 10, "worker": "bench-claim", "lease": 30.0, "queues": []}
+    connection.ensure_connection()
+    conn = connection.connection
+    timings = []
+    try:
+        for n in range(samples + 5):
+            with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+                started = time.perf_counter()
+                cursor.execute(statement, params, prepare=True)
+                claimed = cursor.fetchall()
+                elapsed = (time.perf_counter() - started) * 1000
+            if len(claimed) != 10:
+                return {"error": f"the claim returned {len(claimed)} rows, not 10"}
+            if n >= 5:  # the first few prepare the statement and warm the cache
+                timings.append(elapsed)
+        with conn.transaction(force_rollback=True), conn.cursor() as cursor:
+            cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params)
+            plan = [row[0] for row in cursor.fetchall()]
+    except Exception as exc:  # the statement changed shape: report, do not fail the run
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    server_ms = next(
+        (float(line.split(":")[1].split()[0]) for line in plan if "Execution Time" in line),
+        None,
+    )
+    return {
+        "p50_ms": percentile(timings, 0.5),
+        "p95_ms": percentile(timings, 0.95),
+        "explain_ms": server_ms,
+        "plan": plan,
+    }
+
+
+def scale(sizes: Sizes) -> dict[str, Any]:
+    """The no-op drain and the claim statement on an empty table and with ``scale_rows``
+    finished executions already in it; twice each, in the order empty, loaded, loaded,
+    empty, so that drift in the machine's load cancels out; the best of each pair counts."""
+    noop = _tasks().noop
+
+    def drain(label: str, history: int) -> dict[str, Any]:
+        enqueue(noop, sizes.scale_noop)
+        analyze()
+        claim = claim_latency(sizes.claim_samples)
+        proc = WorkerProcess(f"scale-{label}-{len(runs) + 1}", ["--burst"])
+        wait_for_exit([proc], drain_timeout(sizes.scale_noop), lambda: completed(NOOP))
+        verify(NOOP, sizes.scale_noop)
+        (row,) = query(f"SELECT count(*) FROM {EXECUTION} WHERE task_name = %s", [HISTORY])
+        if row[0] != history:
+            raise BenchmarkFailure(f"scale: {row[0]} history rows, expected {history}")
+        span = window(NOOP)
+        execute(f"DELETE FROM {EXECUTION} WHERE task_name = %s", [NOOP])
+        execute(f"VACUUM ANALYZE {EXECUTION}")
+        return {"table": label, "rate": span.rate, "window_s": span.seconds, "claim": claim}
+
+    result: dict[str, Any] = {"rows": sizes.scale_rows, "executions": sizes.scale_noop}
+    reset_tables()
+    runs: list[dict[str, Any]] = []
+    runs.append(drain("empty", 0))
+    started = time.perf_counter()
+    execute(_HISTORY, [sizes.scale_rows, sizes.scale_rows])
+    execute(f"VACUUM ANALYZE {EXECUTION}")
+    result["insert_s"] = time.perf_counter() - started
+    runs += [drain("loaded", sizes.scale_rows), drain("loaded", sizes.scale_rows)]
+    reset_tables()
+    runs.append(drain("empty", 0))
+    for label in ("empty", "loaded"):
+        mine = [run for run in runs if run["table"] == label]
+        claims = [run["claim"] for run in mine if "p50_ms" in run["claim"]]
+        result[label] = {
+            "rate": max(run["rate"] for run in mine),
+            "rates": [run["rate"] for run in mine],
+            "claim": min(claims, key=lambda c: c["p50_ms"]) if claims else mine[0]["claim"],
+        }
+    result["ratio"] = result["loaded"]["rate"] / result["empty"]["rate"]
+    reset_tables()
+    return result
+
+
+# -- 7. memory --------------------------------------------------------------------------
+
+
+def memory(sizes: Sizes) -> dict[str, Any]:
+    """Peak resident memory of one worker draining no-ops and ten-step executions."""
+    tasks = _tasks()
+    result: dict[str, Any] = {"noop": sizes.memory_noop, "steps": sizes.memory_steps}
+    for concurrency in (1, 20):
+        reset_tables()
+        enqueue(tasks.noop, sizes.memory_noop)
+        enqueue(tasks.ten_steps, sizes.memory_steps)
+        analyze()
+        proc = WorkerProcess(f"memory-c{concurrency}", ["--burst", "-c", str(concurrency)])
+        wait_for_exit(
+            [proc],
+            drain_timeout(sizes.memory_noop + sizes.memory_steps * 10),
+            lambda: completed(NOOP, STEPS) + step_rows(STEPS),
+        )
+        verify(NOOP, sizes.memory_noop)
+        verify(STEPS, sizes.memory_steps, steps_each=STEPS_EACH)
+        result[f"c{concurrency}"] = {"peak_rss_mb": _mb(proc.peak_rss), "wall_s": proc.wall}
+    return result
