@@ -37,6 +37,13 @@ WITH ins AS (
 SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS notified
 """
 
+_INSERT_ONE = f"""
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
+VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s,
+        coalesce(%(run_at)s::timestamptz, now()), %(max_attempts)s)
+RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
+"""
+
 _INSERT_DEDUPED = f"""
 INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key)
 VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, coalesce(%(run_at)s, now()),
@@ -86,6 +93,9 @@ def enqueue(
     if not texts:
         return []
     with connection.cursor() as cursor:
+        if dedupe_key is None and len(texts) == 1:
+            cursor.execute(_INSERT_ONE, {**params, "payload": texts[0]})
+            return [ExecutionHandle(cursor.fetchone()[0])]
         if dedupe_key is None:
             cursor.execute(_INSERT_MANY, {**params, "payloads": texts})
             return [ExecutionHandle(row[0]) for row in cursor.fetchall()]

@@ -26,7 +26,8 @@ from .exceptions import (
     StepResultError,
 )
 from .registry import registry
-from .sql import RECORD_STEP, START_CHILD, server_cursor
+from .sql import START_CHILD, server_cursor
+from .step_writer import StepRecord, StepWriter, StepWriterClosed
 
 if TYPE_CHECKING:
     from .definition import Task
@@ -90,6 +91,7 @@ class Context:
         recorded: dict[str, RecordedStep],
         stopping: threading.Event,
         conn: psycopg.Connection,
+        writer: StepWriter,
         cancelled: bool = False,
     ) -> None:
         self.execution_id = execution_id
@@ -100,6 +102,7 @@ class Context:
         self._recorded = recorded
         self._stopping = stopping
         self._conn = conn
+        self._writer = writer
         self._seen: set[str] = set()
         self._cancelled = cancelled
         self.logger = logging.LoggerAdapter(
@@ -277,21 +280,16 @@ class Context:
         finished_at: datetime | None,
         wake_at: datetime | None = None,
     ) -> None:
-        params = {
-            "id": self.execution_id,
-            "claims": self._claims,
-            "name": name,
-            "kind": kind,
-            "result": result,
-            "started_at": started_at,
-            "finished_at": finished_at,
-            "wake_at": wake_at,
-        }
         self._ensure_autocommit(name)
-        with server_cursor(self._conn) as cursor:
-            cursor.execute(RECORD_STEP, params, prepare=True)
-            if cursor.rowcount != 1:
-                raise LeaseLost(name)
+        record = StepRecord(
+            self.execution_id, self._claims, name, kind, result, started_at, finished_at, wake_at
+        )
+        try:
+            written = self._writer.record(record)
+        except StepWriterClosed:
+            raise LeaseLost(name) from None  # the worker handed this execution back
+        if not written:
+            raise LeaseLost(name)
 
 
 class AsyncContext:

@@ -85,8 +85,14 @@ class Execution(models.Model):
     claims = models.PositiveIntegerField(db_default=0, help_text="Times a worker claimed it.")
     dedupe_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     superseded = models.BooleanField(db_default=False)
+    # No index of its own: conductor_one_child_per_step (parent, parent_step) serves lookups.
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="children",
+        db_index=False,
     )
     parent_step = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     wake_pending = models.BooleanField(

@@ -109,15 +109,25 @@ FROM finished f WHERE p.id = f.execution_id
 RETURNING p.id, p.status, p.queue
 """
 
-#: Record a step, but only while this claim still owns the execution.
-RECORD_STEP = f"""
+#: Record the steps of several executions in one statement, each only while its claim
+#: still owns the execution; returns the (execution, name) pairs that are recorded. A pair
+#: already there can only be this claim's own earlier write (FOR SHARE keeps others out),
+#: so writing it again after a lost connection counts as written.
+RECORD_STEPS = f"""
+WITH v AS (
+    SELECT * FROM unnest(
+        %(ids)s::bigint[], %(claims)s::int[], %(names)s::text[], %(kinds)s::text[],
+        %(results)s::jsonb[], %(started_ats)s::timestamptz[], %(finished_ats)s::timestamptz[],
+        %(wake_ats)s::timestamptz[]
+    ) AS v(id, claims, name, kind, result, started_at, finished_at, wake_at)
+)
 INSERT INTO {STEP} (execution_id, name, kind, result, attempt, started_at, finished_at, wake_at)
-SELECT e.id, %(name)s, %(kind)s, %(result)s::jsonb, e.attempts, %(started_at)s::timestamptz,
-       %(finished_at)s::timestamptz, %(wake_at)s::timestamptz
-FROM {EXECUTION} e
-WHERE e.id = %(id)s AND e.claims = %(claims)s AND e.status = 'running'
-FOR SHARE
-ON CONFLICT (execution_id, name) DO NOTHING
+SELECT e.id, v.name, v.kind, v.result, e.attempts, v.started_at, v.finished_at, v.wake_at
+FROM v JOIN {EXECUTION} e ON e.id = v.id AND e.claims = v.claims AND e.status = 'running'
+ORDER BY e.id
+FOR SHARE OF e
+ON CONFLICT (execution_id, name) DO UPDATE SET name = EXCLUDED.name
+RETURNING execution_id, name
 """
 
 #: Create a child execution and the parent's step that waits for it, in one statement;

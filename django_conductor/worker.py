@@ -36,6 +36,7 @@ from .exceptions import (
 )
 from .notify import connect_listener
 from .registry import registry
+from .step_writer import StepWriter, StepWriterUnavailable
 from .transitions import after_status_changes
 
 logger = logging.getLogger("django_conductor.worker")
@@ -146,6 +147,7 @@ class Worker:
         )
         if self.install_signal_handlers:
             self._install_signal_handlers()
+        self.step_writer = StepWriter()
         try:
             self._start_threads()
             self._beat()
@@ -154,6 +156,7 @@ class Worker:
         finally:
             self.stopping.set()
             self._hand_back()
+            self.step_writer.close()
             self._forget_self()
             for _ in range(self.concurrency):
                 self.jobs.put(None)
@@ -424,6 +427,7 @@ class Worker:
             recorded=claimed.steps,
             stopping=self.stopping,
             conn=conn,
+            writer=self.step_writer,
             cancelled=claimed.cancel_requested,
         )
         with self.lock:
@@ -451,6 +455,9 @@ class Worker:
             return None
         except ExecutionCancelled:
             return done("cancelled")  # keeps the reason cancel() stored
+        except StepWriterUnavailable as exc:
+            ctx.logger.warning("Could not record a step (%s); handing the execution back", exc)
+            return _hand_back(claimed, exc)
         except Exception as exc:
             if isinstance(exc, DB_ERRORS) and not connection.is_usable():
                 # The database went away under this attempt: not the handler's fault.

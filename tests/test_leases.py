@@ -59,19 +59,19 @@ def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker)
     stale_claims = stale[7]
     with connect_listener() as conn:
         step = conn.execute(
-            statements.RECORD_STEP,
+            statements.RECORD_STEPS,
             {
-                "id": handle.id,
-                "claims": stale_claims,
-                "name": "late",
-                "kind": "step",
-                "result": "1",
-                "started_at": timezone.now(),
-                "finished_at": timezone.now(),
-                "wake_at": None,
+                "ids": [handle.id],
+                "claims": [stale_claims],
+                "names": ["late"],
+                "kinds": ["step"],
+                "results": ["1"],
+                "started_ats": [timezone.now()],
+                "finished_ats": [timezone.now()],
+                "wake_ats": [None],
             },
         )
-        assert step.rowcount == 0
+        assert step.fetchall() == []
         outcome = conn.execute(
             statements.FINISH_ATTEMPTS,
             {
