@@ -3,7 +3,6 @@ outcomes in batches, keeps their leases alive, and re-queues the work of dead wo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import queue as queue_module
@@ -11,93 +10,28 @@ import signal
 import socket
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
-from django.db import InterfaceError, OperationalError, connection
-from django.utils import timezone
+from django.db import connection
 
 from . import payloads, sql
+from .attempt import DB_ERRORS, Claimed, Outcome, hand_back, raw_connection, run_attempt
 from .conf import settings
-from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
-from .definition import retry_delay
-from .exceptions import (
-    ChildExecutionFailed,
-    ChildExecutionTimeout,
-    ConductorError,
-    DuplicateStepName,
-    ExecutionCancelled,
-    NonRetryableError,
-)
+from .context import Context
 from .notify import connect_listener
-from .registry import registry
-from .step_writer import StepWriter, StepWriterUnavailable
+from .step_writer import StepWriter
 from .transitions import after_status_changes
 
 logger = logging.getLogger("django_conductor.worker")
 
-#: Errors that end an execution at once, whatever attempts are left.
-FINAL_ERRORS = (NonRetryableError, ChildExecutionFailed, ChildExecutionTimeout, DuplicateStepName)
 MAX_BACKOFF = 30.0
 #: A claimed execution that waits longer than this for a thread halves the prefetch.
 PREFETCH_MAX_WAIT = 0.05
 #: How long the loop may hold finished outcomes back to write them together (seconds).
 BATCH_WINDOW = 0.002
-#: A lost or refused connection, from the ORM (Django's wrappers) or from the hot path's raw
-#: psycopg cursors; anything else from the database is a bug and must not be retried forever.
-DB_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
-
-
-@dataclass(frozen=True)
-class Claimed:
-    id: int
-    task_name: str
-    queue: str
-    event_name: str
-    payload: Any
-    attempt: int
-    max_attempts: int
-    claims: int
-    cancel_requested: bool
-    steps: dict[str, RecordedStep]
-    claimed_at: float = field(default_factory=time.monotonic)
-
-    @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Claimed:
-        steps = dict(RecordedStep.from_row(s) for s in payloads.loads(row[9]) or [])
-        execution_id, task_name, queue, event_name, payload = row[:5]
-        attempt, max_attempts, claims, cancel_requested = row[5:9]
-        return cls(
-            execution_id,
-            task_name,
-            queue,
-            event_name,
-            payloads.loads(payload),
-            attempt,
-            max_attempts,
-            claims,
-            cancel_requested,
-            steps,
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """How one attempt ended, as written by ``sql.FINISH_ATTEMPTS``."""
-
-    id: int
-    claims: int
-    status: str
-    run_at: datetime | None = None
-    result: str | None = None
-    error: str | None = None
-    traceback: str | None = None
-    refund: int = 0
 
 
 class Worker:
@@ -327,7 +261,7 @@ class Worker:
             "refunds": [o.refund for o in batch],
         }
         try:
-            conn = _raw_connection()
+            conn = raw_connection()
             with conn.transaction(), sql.server_cursor(conn) as cursor:
                 cursor.execute(sql.FINISH_ATTEMPTS, columns, prepare=True)
                 rows = cursor.fetchall()
@@ -369,7 +303,7 @@ class Worker:
         """Give whatever still runs back to the queue, without using up its attempt."""
         try:
             self._flush()
-            conn = _raw_connection()
+            conn = raw_connection()
             with conn.transaction(), sql.server_cursor(conn) as cursor:
                 cursor.execute(sql.HAND_BACK_ALL, {"worker": self.worker_id})
                 rows = cursor.fetchall()
@@ -404,10 +338,15 @@ class Worker:
             with self.lock:
                 self.longest_queue_wait = max(self.longest_queue_wait, waited)
             try:
-                outcome = self._execute(claimed)
+                outcome = run_attempt(
+                    claimed,
+                    stopping=self.stopping,
+                    writer=self.step_writer,
+                    started=self._started,
+                )
             except BaseException as exc:  # never lose a slot, never leave it "running"
                 logger.exception("Unexpected error running execution %s", claimed.id)
-                outcome = _hand_back(claimed, exc)
+                outcome = hand_back(claimed, exc)
             with self.lock:
                 if outcome is None:
                     self.running.pop(claimed.id, None)
@@ -416,69 +355,9 @@ class Worker:
             self.wake.set()
         connection.close()
 
-    def _execute(self, claimed: Claimed) -> Outcome | None:
-        conn = _raw_connection()
-        ctx = Context(
-            execution_id=claimed.id,
-            task_name=claimed.task_name,
-            queue=claimed.queue,
-            attempt=claimed.attempt,
-            claims=claimed.claims,
-            recorded=claimed.steps,
-            stopping=self.stopping,
-            conn=conn,
-            writer=self.step_writer,
-            cancelled=claimed.cancel_requested,
-        )
+    def _started(self, ctx: Context) -> None:
         with self.lock:
-            self.running[claimed.id] = ctx
-        event = Event(claimed.event_name, claimed.payload, claimed.id, claimed.attempt)
-        done = _outcome_for(claimed)
-        try:
-            ctx.checkpoint()
-            task = registry.get(claimed.task_name)
-            if task.is_async:
-                result = asyncio.run(task.func(event, AsyncContext(ctx)))
-            else:
-                result = task.func(event, ctx)
-            try:
-                text = payloads.dumps(result)
-            except (TypeError, ValueError) as exc:
-                raise NonRetryableError(
-                    f"The handler returned a value that is not JSON: {exc}"
-                ) from None
-            return done("completed", result=text, error="")
-        except Park as park:
-            return done(park.status, run_at=park.run_at, refund=1)
-        except LeaseLost:
-            ctx.logger.warning("Lost the lease mid-attempt; abandoning it to the new owner")
-            return None
-        except ExecutionCancelled:
-            return done("cancelled")  # keeps the reason cancel() stored
-        except StepWriterUnavailable as exc:
-            ctx.logger.warning("Could not record a step (%s); handing the execution back", exc)
-            return _hand_back(claimed, exc)
-        except Exception as exc:
-            if isinstance(exc, DB_ERRORS) and not connection.is_usable():
-                # The database went away under this attempt: not the handler's fault.
-                connection.close()
-                ctx.logger.warning("Lost the database connection; handing the execution back")
-                return _hand_back(claimed, exc)
-            return self._failure(claimed, ctx, exc)
-
-    def _failure(self, claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
-        done = _outcome_for(claimed)
-        error = _error_text(exc)
-        if isinstance(exc, FINAL_ERRORS) or claimed.attempt >= claimed.max_attempts:
-            ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, error)
-            return done("failed", error=error, traceback=traceback.format_exc())
-        task = registry.tasks.get(claimed.task_name)
-        delays = task.retry_delays if task is not None else None
-        delay = retry_delay(delays, claimed.attempt + 1)
-        ctx.logger.warning(
-            "Attempt %d failed (%s); retrying in %.0fs", claimed.attempt, error, delay
-        )
-        return done("pending", run_at=timezone.now() + timedelta(seconds=delay), error=error)
+            self.running[ctx.execution_id] = ctx
 
     # -- background duties -------------------------------------------------------------
 
@@ -493,7 +372,7 @@ class Worker:
 
     def _beat(self) -> None:
         """Renew leases and the heartbeat row, then re-queue dead workers' executions."""
-        conn = _raw_connection()
+        conn = raw_connection()
         with sql.server_cursor(conn) as cursor:
             cursor.execute(
                 sql.BEAT,
@@ -550,37 +429,5 @@ class Worker:
                 self.stopping.wait(backoff)
 
 
-def _outcome_for(claimed: Claimed):  # type: ignore[no-untyped-def]
-    def done(status: str, **fields: Any) -> Outcome:
-        return Outcome(claimed.id, claimed.claims, status, **fields)
-
-    return done
-
-
-def _hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
-    """Back to pending without using up the attempt: the failure was not the handler's."""
-    return Outcome(
-        claimed.id,
-        claimed.claims,
-        "pending",
-        run_at=timezone.now(),
-        refund=1,
-        error=_error_text(exc),
-    )
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, ConductorError):
-        return payloads.describe(exc)
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
-def _raw_connection():  # type: ignore[no-untyped-def]
-    """This thread's Django connection, as the psycopg connection underneath it."""
-    connection.ensure_connection()
-    return connection.connection
-
-
 def _raw_cursor() -> psycopg.Cursor:
-    return sql.server_cursor(_raw_connection())
+    return sql.server_cursor(raw_connection())

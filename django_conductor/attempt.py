@@ -1,0 +1,177 @@
+"""One attempt of one execution: run its handler with a context and turn however it ends
+(a result, a park, an error, a lost lease) into an ``Outcome`` for the worker to write."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from django.db import InterfaceError, OperationalError, connection
+from django.utils import timezone
+
+from . import payloads
+from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
+from .definition import retry_delay
+from .exceptions import (
+    ChildExecutionFailed,
+    ChildExecutionTimeout,
+    ConductorError,
+    DuplicateStepName,
+    ExecutionCancelled,
+    NonRetryableError,
+)
+from .registry import registry
+from .step_writer import StepWriter, StepWriterUnavailable
+
+#: Errors that end an execution at once, whatever attempts are left.
+FINAL_ERRORS = (NonRetryableError, ChildExecutionFailed, ChildExecutionTimeout, DuplicateStepName)
+#: A lost or refused connection, from the ORM (Django's wrappers) or from the hot path's raw
+#: psycopg cursors; anything else from the database is a bug and must not be retried forever.
+DB_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    task_name: str
+    queue: str
+    event_name: str
+    payload: Any
+    attempt: int
+    max_attempts: int
+    claims: int
+    cancel_requested: bool
+    steps: dict[str, RecordedStep]
+    claimed_at: float = field(default_factory=time.monotonic)
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> Claimed:
+        steps = dict(RecordedStep.from_row(s) for s in payloads.loads(row[9]) or [])
+        execution_id, task_name, queue, event_name, payload = row[:5]
+        attempt, max_attempts, claims, cancel_requested = row[5:9]
+        return cls(
+            execution_id,
+            task_name,
+            queue,
+            event_name,
+            payloads.loads(payload),
+            attempt,
+            max_attempts,
+            claims,
+            cancel_requested,
+            steps,
+        )
+
+    def outcome(self, status: str, **fields: Any) -> Outcome:
+        """How this attempt ended, fenced on this claim."""
+        return Outcome(self.id, self.claims, status, **fields)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended, as written by ``sql.FINISH_ATTEMPTS``."""
+
+    id: int
+    claims: int
+    status: str
+    run_at: datetime | None = None
+    result: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    refund: int = 0
+
+
+def run_attempt(
+    claimed: Claimed,
+    *,
+    stopping: threading.Event,
+    writer: StepWriter,
+    started: Callable[[Context], None],
+) -> Outcome | None:
+    """Run one attempt of ``claimed`` and say how it ended; None when another worker owns
+    the execution now and nothing must be written."""
+    conn = raw_connection()
+    ctx = Context(
+        execution_id=claimed.id,
+        task_name=claimed.task_name,
+        queue=claimed.queue,
+        attempt=claimed.attempt,
+        claims=claimed.claims,
+        recorded=claimed.steps,
+        stopping=stopping,
+        conn=conn,
+        writer=writer,
+        cancelled=claimed.cancel_requested,
+    )
+    started(ctx)
+    event = Event(claimed.event_name, claimed.payload, claimed.id, claimed.attempt)
+    done = claimed.outcome
+    try:
+        ctx.checkpoint()
+        task = registry.get(claimed.task_name)
+        if task.is_async:
+            result = asyncio.run(task.func(event, AsyncContext(ctx)))
+        else:
+            result = task.func(event, ctx)
+        try:
+            text = payloads.dumps(result)
+        except (TypeError, ValueError) as exc:
+            raise NonRetryableError(
+                f"The handler returned a value that is not JSON: {exc}"
+            ) from None
+        return done("completed", result=text, error="")
+    except Park as park:
+        return done(park.status, run_at=park.run_at, refund=1)
+    except LeaseLost:
+        ctx.logger.warning("Lost the lease mid-attempt; abandoning it to the new owner")
+        return None
+    except ExecutionCancelled:
+        return done("cancelled")  # keeps the reason cancel() stored
+    except StepWriterUnavailable as exc:
+        ctx.logger.warning("Could not record a step (%s); handing the execution back", exc)
+        return hand_back(claimed, exc)
+    except Exception as exc:
+        if isinstance(exc, DB_ERRORS) and not connection.is_usable():
+            # The database went away under this attempt: not the handler's fault.
+            connection.close()
+            ctx.logger.warning("Lost the database connection; handing the execution back")
+            return hand_back(claimed, exc)
+        return _failure(claimed, ctx, exc)
+
+
+def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
+    done = claimed.outcome
+    error = _error_text(exc)
+    if isinstance(exc, FINAL_ERRORS) or claimed.attempt >= claimed.max_attempts:
+        ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, error)
+        return done("failed", error=error, traceback=traceback.format_exc())
+    task = registry.tasks.get(claimed.task_name)
+    delays = task.retry_delays if task is not None else None
+    delay = retry_delay(delays, claimed.attempt + 1)
+    ctx.logger.warning("Attempt %d failed (%s); retrying in %.0fs", claimed.attempt, error, delay)
+    return done("pending", run_at=timezone.now() + timedelta(seconds=delay), error=error)
+
+
+def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
+    """Back to pending without using up the attempt: the failure was not the handler's."""
+    return claimed.outcome("pending", run_at=timezone.now(), refund=1, error=_error_text(exc))
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ConductorError):
+        return payloads.describe(exc)
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def raw_connection():  # type: ignore[no-untyped-def]
+    """This thread's Django connection, as the psycopg connection underneath it."""
+    connection.ensure_connection()
+    return connection.connection
