@@ -86,91 +86,82 @@ def run_now_many(ids: Iterable[int]) -> Report:
     return report
 
 
-def _say(singular: str, plural: str, ids: list[int]) -> str:
-    return ngettext(singular, plural, len(ids)) % {"count": len(ids)}
+#: The messages for each operation: (which ids in the report, singular, plural, level).
+MESSAGES: dict[str, list[tuple[str, str, str, int]]] = {
+    "retry": [
+        (
+            "done",
+            "Retried %(count)d execution; its completed steps are kept.",
+            "Retried %(count)d executions; their completed steps are kept.",
+            messages.SUCCESS,
+        ),
+        (
+            "skipped",
+            "Skipped %(count)d execution that is not failed or cancelled; "
+            "only those can be retried.",
+            "Skipped %(count)d executions that are not failed or cancelled; "
+            "only those can be retried.",
+            messages.WARNING,
+        ),
+    ],
+    "cancel": [
+        (
+            "done",
+            "Cancelled %(count)d execution.",
+            "Cancelled %(count)d executions.",
+            messages.SUCCESS,
+        ),
+        (
+            "asked",
+            "Asked %(count)d running execution to stop at its next step.",
+            "Asked %(count)d running executions to stop at their next step.",
+            messages.SUCCESS,
+        ),
+        (
+            "skipped",
+            "Skipped %(count)d execution that had already finished.",
+            "Skipped %(count)d executions that had already finished.",
+            messages.WARNING,
+        ),
+    ],
+    "run_now": [
+        (
+            "done",
+            "%(count)d execution will run now instead of waiting.",
+            "%(count)d executions will run now instead of waiting.",
+            messages.SUCCESS,
+        ),
+        (
+            "skipped",
+            "Skipped %(count)d execution that is not pending with a later run time; "
+            "only one waiting out a retry backoff or a delay can run now.",
+            "Skipped %(count)d executions that are not pending with a later run time; "
+            "only those waiting out a retry backoff or a delay can run now.",
+            messages.WARNING,
+        ),
+    ],
+}
+
+
+def tell(operation: str, model_admin: Any, request: HttpRequest, report: Report) -> None:
+    """Say what an operation did, with counts, and what it skipped and why."""
+    for part, singular, plural, level in MESSAGES[operation]:
+        ids = getattr(report, part)
+        if ids:
+            text = ngettext(singular, plural, len(ids)) % {"count": len(ids)}
+            model_admin.message_user(request, text, level)
 
 
 def report_retry(model_admin: Any, request: HttpRequest, report: Report) -> None:
-    if report.done:
-        model_admin.message_user(
-            request,
-            _say(
-                "Retried %(count)d execution; its completed steps are kept.",
-                "Retried %(count)d executions; their completed steps are kept.",
-                report.done,
-            ),
-            messages.SUCCESS,
-        )
-    if report.skipped:
-        model_admin.message_user(
-            request,
-            _say(
-                "Skipped %(count)d execution that is not failed or cancelled; "
-                "only those can be retried.",
-                "Skipped %(count)d executions that are not failed or cancelled; "
-                "only those can be retried.",
-                report.skipped,
-            ),
-            messages.WARNING,
-        )
+    tell("retry", model_admin, request, report)
 
 
 def report_cancel(model_admin: Any, request: HttpRequest, report: Report) -> None:
-    if report.done:
-        model_admin.message_user(
-            request,
-            _say(
-                "Cancelled %(count)d execution.",
-                "Cancelled %(count)d executions.",
-                report.done,
-            ),
-            messages.SUCCESS,
-        )
-    if report.asked:
-        model_admin.message_user(
-            request,
-            _say(
-                "Asked %(count)d running execution to stop at its next step.",
-                "Asked %(count)d running executions to stop at their next step.",
-                report.asked,
-            ),
-            messages.SUCCESS,
-        )
-    if report.skipped:
-        model_admin.message_user(
-            request,
-            _say(
-                "Skipped %(count)d execution that had already finished.",
-                "Skipped %(count)d executions that had already finished.",
-                report.skipped,
-            ),
-            messages.WARNING,
-        )
+    tell("cancel", model_admin, request, report)
 
 
 def report_run_now(model_admin: Any, request: HttpRequest, report: Report) -> None:
-    if report.done:
-        model_admin.message_user(
-            request,
-            _say(
-                "%(count)d execution will run now instead of waiting.",
-                "%(count)d executions will run now instead of waiting.",
-                report.done,
-            ),
-            messages.SUCCESS,
-        )
-    if report.skipped:
-        model_admin.message_user(
-            request,
-            _say(
-                "Skipped %(count)d execution that is not pending with a later run time; "
-                "only one waiting out a retry backoff or a delay can run now.",
-                "Skipped %(count)d executions that are not pending with a later run time; "
-                "only those waiting out a retry backoff or a delay can run now.",
-                report.skipped,
-            ),
-            messages.WARNING,
-        )
+    tell("run_now", model_admin, request, report)
 
 
 #: What each confirmation page says before anything changes.
