@@ -16,14 +16,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from . import timeline
-from .admin_actions import (
-    can_change,
-    cancellable,
-    report_run_now,
-    retryable,
-    run_now_many,
-    runnable_now,
-)
+from .admin_actions import CANCEL, RETRY, RUN_NOW, can_change, cancellable, retryable, runnable_now
 from .admin_base import ReadOnlyAdmin
 from .admin_display import (
     execution_duration,
@@ -226,14 +219,14 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> Any:
         executions = list(queryset)
         return self.confirm_or_run(
-            request, executions, selected=executions, verb="retry", action="retry_selected"
+            request, executions, selected=executions, operation=RETRY, action="retry_selected"
         )
 
     @admin.action(permissions=("operate",), description="Cancel the selected executions")
     def cancel_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> Any:
         executions = list(queryset)
         return self.confirm_or_run(
-            request, executions, selected=executions, verb="cancel", action="cancel_selected"
+            request, executions, selected=executions, operation=CANCEL, action="cancel_selected"
         )
 
     @admin.action(
@@ -241,7 +234,7 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
         description="Retry now: run the selected pending executions without waiting",
     )
     def run_now_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        report_run_now(self, request, run_now_many(queryset.values_list("id", flat=True)))
+        RUN_NOW.report(self, request, RUN_NOW.run(queryset.values_list("id", flat=True)))
 
 
 @admin.register(FailedExecution)
@@ -336,5 +329,5 @@ class FailedExecutionAdmin(ReadOnlyAdmin):
         ids = {failure.execution_id for failure in failures}
         executions = list(Execution.objects.filter(pk__in=ids).order_by("id"))
         return self.confirm_or_run(
-            request, executions, selected=failures, verb="retry", action="retry_selected"
+            request, executions, selected=failures, operation=RETRY, action="retry_selected"
         )

@@ -3,7 +3,7 @@ were done, and why the others were skipped. Shared by the list actions and the b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,9 +86,33 @@ def run_now_many(ids: Iterable[int]) -> Report:
     return report
 
 
-#: The messages for each operation: (which ids in the report, singular, plural, level).
-MESSAGES: dict[str, list[tuple[str, str, str, int]]] = {
-    "retry": [
+#: A message: which ids of the report it counts, singular, plural, level.
+Message = tuple[str, str, str, int]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """What a list action or a button does to executions, which ones it applies to, and
+    how it tells the person what it did and what it skipped."""
+
+    verb: str
+    run: Callable[[Iterable[int]], Report]
+    eligible: Callable[[Execution], bool]
+    messages: tuple[Message, ...]
+
+    def report(self, model_admin: Any, request: HttpRequest, report: Report) -> None:
+        for part, singular, plural, level in self.messages:
+            ids = getattr(report, part)
+            if ids:
+                text = ngettext(singular, plural, len(ids)) % {"count": len(ids)}
+                model_admin.message_user(request, text, level)
+
+
+RETRY = Operation(
+    "retry",
+    retry_many,
+    retryable,
+    (
         (
             "done",
             "Retried %(count)d execution; its completed steps are kept.",
@@ -103,8 +127,13 @@ MESSAGES: dict[str, list[tuple[str, str, str, int]]] = {
             "only those can be retried.",
             messages.WARNING,
         ),
-    ],
-    "cancel": [
+    ),
+)
+CANCEL = Operation(
+    "cancel",
+    cancel_many,
+    cancellable,
+    (
         (
             "done",
             "Cancelled %(count)d execution.",
@@ -123,8 +152,13 @@ MESSAGES: dict[str, list[tuple[str, str, str, int]]] = {
             "Skipped %(count)d executions that had already finished.",
             messages.WARNING,
         ),
-    ],
-    "run_now": [
+    ),
+)
+RUN_NOW = Operation(
+    "run now",
+    run_now_many,
+    runnable_now,
+    (
         (
             "done",
             "%(count)d execution will run now instead of waiting.",
@@ -139,29 +173,8 @@ MESSAGES: dict[str, list[tuple[str, str, str, int]]] = {
             "only those waiting out a retry backoff or a delay can run now.",
             messages.WARNING,
         ),
-    ],
-}
-
-
-def tell(operation: str, model_admin: Any, request: HttpRequest, report: Report) -> None:
-    """Say what an operation did, with counts, and what it skipped and why."""
-    for part, singular, plural, level in MESSAGES[operation]:
-        ids = getattr(report, part)
-        if ids:
-            text = ngettext(singular, plural, len(ids)) % {"count": len(ids)}
-            model_admin.message_user(request, text, level)
-
-
-def report_retry(model_admin: Any, request: HttpRequest, report: Report) -> None:
-    tell("retry", model_admin, request, report)
-
-
-def report_cancel(model_admin: Any, request: HttpRequest, report: Report) -> None:
-    tell("cancel", model_admin, request, report)
-
-
-def report_run_now(model_admin: Any, request: HttpRequest, report: Report) -> None:
-    tell("run_now", model_admin, request, report)
+    ),
+)
 
 
 #: What each confirmation page says before anything changes.

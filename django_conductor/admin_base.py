@@ -13,23 +13,12 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from .admin_actions import (
-    Report,
-    can_change,
-    cancel_many,
-    cancellable,
-    confirmation,
-    refused,
-    report_cancel,
-    report_retry,
-    retry_many,
-    retryable,
-)
+from .admin_actions import Operation, Report, can_change, confirmation, refused
 from .admin_lists import UncountedListMixin
 from .models import Execution
 
 #: List actions that change executions, and the verb a refusal names.
-OPERATIONS = {
+ACTION_VERBS = {
     "retry_selected": "retry",
     "cancel_selected": "cancel",
     "run_now_selected": "run now",
@@ -74,8 +63,8 @@ class ReadOnlyAdmin(UncountedListMixin, admin.ModelAdmin):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         action = request.POST.get("action", "") if request.method == "POST" else ""
-        if action in OPERATIONS and self.has_view_permission(request) and not can_change(request):
-            return refused(request, self.admin_site, OPERATIONS[action])
+        if action in ACTION_VERBS and self.has_view_permission(request) and not can_change(request):
+            return refused(request, self.admin_site, ACTION_VERBS[action])
         title = str(self.opts.verbose_name_plural).capitalize()
         context = {"title": title, **(extra_context or {})}
         return super().changelist_view(request, context)
@@ -86,24 +75,20 @@ class ReadOnlyAdmin(UncountedListMixin, admin.ModelAdmin):
         executions: list[Execution],
         *,
         selected: list[Any],
-        verb: str,
+        operation: Operation,
         action: str,
     ) -> TemplateResponse | None:
         """The list actions: a confirmation page first, the change once it says yes."""
-        run, eligible_if, report = {
-            "retry": (retry_many, retryable, report_retry),
-            "cancel": (cancel_many, cancellable, report_cancel),
-        }[verb]
         ids = [execution.pk for execution in executions]
-        eligible = [execution for execution in executions if eligible_if(execution)]
+        eligible = [execution for execution in executions if operation.eligible(execution)]
         if request.POST.get("post") == "yes" or not eligible:
-            report(self, request, run(ids) if eligible else Report(skipped=ids))
+            operation.report(self, request, operation.run(ids) if eligible else Report(skipped=ids))
             return None
         hidden = [("action", action), *((ACTION_CHECKBOX_NAME, row.pk) for row in selected)]
         return confirmation(
             request,
             self,
-            verb=verb,
+            verb=operation.verb,
             eligible=eligible,
             skipped=len(ids) - len(eligible),
             hidden=hidden,

@@ -14,18 +14,14 @@ from django.urls import URLPattern, path, reverse
 
 from . import overview
 from .admin_actions import (
+    CANCEL,
+    RETRY,
+    RUN_NOW,
+    Operation,
     Report,
     can_change,
-    cancel_many,
-    cancellable,
     confirmation,
     refused,
-    report_cancel,
-    report_retry,
-    report_run_now,
-    retry_many,
-    retryable,
-    run_now_many,
 )
 from .admin_display import throughput_chart
 from .models import Execution
@@ -63,33 +59,36 @@ class ExecutionViews:
         return execution
 
     def retry_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        return self.one(request, object_id, "retry", retryable, retry_many, report_retry)
+        return self.one(request, object_id, RETRY)
 
     def cancel_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        return self.one(request, object_id, "cancel", cancellable, cancel_many, report_cancel)
+        return self.one(request, object_id, CANCEL)
 
     def one(
         self,
         request: HttpRequest,
         object_id: int,
-        verb: str,
-        eligible_if: Callable[[Execution], bool],
-        run: Callable[[list[int]], Report],
-        report: Callable[[Any, HttpRequest, Report], None],
+        operation: Operation,
     ) -> HttpResponse:
         """A button on one execution: GET asks for confirmation, POST with ``post=yes`` acts."""
         execution = self.operable(request, object_id)
         if not can_change(request):
-            return refused(request, self.admin_site, verb)
+            return refused(request, self.admin_site, operation.verb)
         back = execution_url(execution.pk)
         if request.method == "POST" and request.POST.get("post") == "yes":
-            report(self, request, run([execution.pk]))
+            operation.report(self, request, operation.run([execution.pk]))
             return redirect(back)
-        if not eligible_if(execution):
-            report(self, request, Report(skipped=[execution.pk]))
+        if not operation.eligible(execution):
+            operation.report(self, request, Report(skipped=[execution.pk]))
             return redirect(back)
         return confirmation(
-            request, self, verb=verb, eligible=[execution], skipped=0, hidden=[], cancel_url=back
+            request,
+            self,
+            verb=operation.verb,
+            eligible=[execution],
+            skipped=0,
+            hidden=[],
+            cancel_url=back,
         )
 
     def run_now_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -97,8 +96,8 @@ class ExecutionViews:
             return HttpResponseNotAllowed(["POST"])
         execution = self.operable(request, object_id)
         if not can_change(request):
-            return refused(request, self.admin_site, "run now")
-        report_run_now(self, request, run_now_many([execution.pk]))
+            return refused(request, self.admin_site, RUN_NOW.verb)
+        RUN_NOW.report(self, request, RUN_NOW.run([execution.pk]))
         return redirect(execution_url(execution.pk))
 
     # -- overview ----------------------------------------------------------------------

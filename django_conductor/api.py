@@ -209,10 +209,9 @@ def cancel(execution_id: int, reason: str = "Cancelled by user") -> bool:
 
 
 def _payload_text(task_name: str, payload: Any) -> str:
-    try:
-        return payloads.dumps(payload)
-    except (TypeError, ValueError) as exc:
-        raise PayloadError(f"The payload for {task_name!r} is not JSON: {exc}") from None
+    return payloads.dumps_or(
+        payload, lambda why: PayloadError(f"The payload for {task_name!r} is not JSON: {why}")
+    )
 
 
 def _queue(queue: object) -> str:

@@ -120,12 +120,10 @@ def run_attempt(
             result = asyncio.run(task.func(event, AsyncContext(ctx)))
         else:
             result = task.func(event, ctx)
-        try:
-            text = payloads.dumps(result)
-        except (TypeError, ValueError) as exc:
-            raise NonRetryableError(
-                f"The handler returned a value that is not JSON: {exc}"
-            ) from None
+        text = payloads.dumps_or(
+            result,
+            lambda why: NonRetryableError(f"The handler returned a value that is not JSON: {why}"),
+        )
         return done("completed", result=text, error="")
     except Park as park:
         return done(park.status, run_at=park.run_at, refund=1)

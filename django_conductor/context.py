@@ -140,12 +140,10 @@ class Context:
         return self._finish_step(name, value, started_at)
 
     def _finish_step(self, name: str, value: Any, started_at: datetime) -> Any:
-        try:
-            text = payloads.dumps(value)
-        except (TypeError, ValueError) as exc:
-            raise StepResultError(
-                f"Step {name!r} returned a value that is not JSON: {exc}"
-            ) from None
+        text = payloads.dumps_or(
+            value,
+            lambda why: StepResultError(f"Step {name!r} returned a value that is not JSON: {why}"),
+        )
         self._record(name, "step", text, started_at, finished_at=timezone.now())
         return payloads.loads(text)
 
@@ -221,10 +219,10 @@ class Context:
                 f"Task {child.name!r} is not invocable; it runs from its triggers."
             )
         self._ensure_autocommit(step_name)
-        try:
-            text = payloads.dumps(payload)
-        except (TypeError, ValueError) as exc:
-            raise PayloadError(f"The payload for child {step_name!r} is not JSON: {exc}") from None
+        text = payloads.dumps_or(
+            payload,
+            lambda why: PayloadError(f"The payload for child {step_name!r} is not JSON: {why}"),
+        )
         params = {
             "id": self.execution_id,
             "claims": self._claims,

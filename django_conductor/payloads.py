@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 
 def dumps(value: Any) -> str:
     """Serialise strictly: no NaN, no objects JSON cannot hold (raises TypeError/ValueError)."""
     return json.dumps(value, allow_nan=False, separators=(",", ":"))
+
+
+def dumps_or(value: Any, error: Callable[[str], Exception]) -> str:
+    """``dumps``, turning a value JSON cannot hold into ``error(reason)``."""
+    try:
+        return dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise error(str(exc)) from None
 
 
 def loads(text: str | None) -> Any:

@@ -3,6 +3,8 @@ runs is fenced on ``claims``: a worker whose lease was taken over changes nothin
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 EXECUTION = "django_conductor_execution"
@@ -217,6 +219,12 @@ HAND_BACK_ALL = HAND_BACK.format(only="")
 HAND_BACK_SOME = HAND_BACK.format(only="AND id = ANY(%(ids)s::bigint[])")
 
 NOTIFY = "SELECT pg_notify(%s, %s)"
+
+
+def columns(records: list[Any], **fields: str) -> dict[str, list[Any]]:
+    """One array per statement parameter, for the ``unnest(...)`` batch statements:
+    ``columns(batch, ids="id")`` gives ``{"ids": [record.id for record in batch]}``."""
+    return {param: [getattr(r, attribute) for r in records] for param, attribute in fields.items()}
 
 
 def server_cursor(conn: psycopg.Connection) -> psycopg.Cursor:

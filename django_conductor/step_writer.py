@@ -103,16 +103,17 @@ class StepWriter:
 
     def _insert(self, batch: list[StepRecord]) -> set[tuple[Any, Any]]:
         connection.ensure_connection()
-        columns = {
-            "ids": [r.execution_id for r in batch],
-            "claims": [r.claims for r in batch],
-            "names": [r.name for r in batch],
-            "kinds": [r.kind for r in batch],
-            "results": [r.result for r in batch],
-            "started_ats": [r.started_at for r in batch],
-            "finished_ats": [r.finished_at for r in batch],
-            "wake_ats": [r.wake_at for r in batch],
-        }
+        columns = sql.columns(
+            batch,
+            ids="execution_id",
+            claims="claims",
+            names="name",
+            kinds="kind",
+            results="result",
+            started_ats="started_at",
+            finished_ats="finished_at",
+            wake_ats="wake_at",
+        )
         with sql.server_cursor(connection.connection) as cursor:
             cursor.execute(sql.RECORD_STEPS, columns, prepare=True)
             return {(row[0], row[1]) for row in cursor.fetchall()}

@@ -250,16 +250,17 @@ class Worker:
         if not batch:
             return
         batch.sort(key=lambda outcome: outcome.id)  # rows are locked in id order everywhere
-        columns = {
-            "ids": [o.id for o in batch],
-            "claims": [o.claims for o in batch],
-            "statuses": [o.status for o in batch],
-            "run_ats": [o.run_at for o in batch],
-            "results": [o.result for o in batch],
-            "errors": [o.error for o in batch],
-            "tracebacks": [o.traceback for o in batch],
-            "refunds": [o.refund for o in batch],
-        }
+        columns = sql.columns(
+            batch,
+            ids="id",
+            claims="claims",
+            statuses="status",
+            run_ats="run_at",
+            results="result",
+            errors="error",
+            tracebacks="traceback",
+            refunds="refund",
+        )
         try:
             conn = raw_connection()
             with conn.transaction(), sql.server_cursor(conn) as cursor:
