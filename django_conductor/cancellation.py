@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .sql import EXECUTION
+from .notify import notify_ids
+from .sql import CANCEL_CHANNEL, EXECUTION
 from .transitions import after_status_changes
 
 CANCEL_TREE = f"""
@@ -26,4 +27,7 @@ def cancel_tree(cursor, execution_id: int, reason: str) -> bool:  # type: ignore
     cursor.execute(CANCEL_TREE, {"id": execution_id, "reason": reason})
     rows = cursor.fetchall()
     after_status_changes(cursor, rows)
+    running = [row[0] for row in rows if row[1] == "running"]
+    if running:  # their workers stop them at the next step, without waiting for a heartbeat
+        notify_ids(cursor, CANCEL_CHANNEL, running)
     return bool(rows)

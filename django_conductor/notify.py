@@ -29,6 +29,14 @@ def notify_ready(cursor, queues: Iterable[str]) -> None:  # type: ignore[no-unty
 
 
 def notify_finished(cursor, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
+    notify_ids(cursor, FINISHED_CHANNEL, ids)
+
+
+def notify_ids(cursor, channel: str, ids: list[int]) -> None:  # type: ignore[no-untyped-def]
     for start in range(0, len(ids), IDS_PER_NOTIFICATION):
         chunk = ids[start : start + IDS_PER_NOTIFICATION]
-        cursor.execute(NOTIFY, (FINISHED_CHANNEL, ",".join(map(str, chunk))))
+        cursor.execute(NOTIFY, (channel, ",".join(map(str, chunk))))
+
+
+def ids_of(payload: str) -> list[int]:
+    return [int(part) for part in payload.split(",") if part.isdigit()]

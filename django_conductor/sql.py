@@ -16,6 +16,8 @@ HEARTBEAT = "django_conductor_workerheartbeat"
 READY_CHANNEL = "django_conductor_ready"
 #: Channel ``ExecutionHandle.wait`` listens on; the payload is comma-separated ids.
 FINISHED_CHANNEL = "django_conductor_finished"
+#: Channel workers listen on to learn at once that a running execution was cancelled.
+CANCEL_CHANNEL = "django_conductor_cancel"
 
 _CLAIM = f"""
 WITH picked AS (

@@ -21,7 +21,7 @@ from . import payloads, sql
 from .attempt import DB_ERRORS, Claimed, Outcome, hand_back, raw_connection, run_attempt
 from .conf import settings
 from .context import Context
-from .notify import connect_listener
+from .notify import connect_listener, ids_of
 from .step_writer import StepWriter
 from .transitions import after_status_changes
 
@@ -390,7 +390,9 @@ class Worker:
             cursor.execute(
                 sql.RENEW_LEASES, {"worker": self.worker_id, "ids": mine, "lease": settings.LEASE}
             )
-            self._note_cancellations(cursor.fetchall())
+            self._note_cancellations(
+                execution_id for execution_id, _claims, cancelled in cursor.fetchall() if cancelled
+            )
         with conn.transaction(), sql.server_cursor(conn) as cursor:
             cursor.execute(sql.REAP_EXPIRED)
             reaped = cursor.fetchall()
@@ -405,24 +407,27 @@ class Worker:
         with sql.server_cursor(conn) as cursor:
             cursor.execute(sql.FORGET_DEAD_WORKERS, {"age": settings.LEASE * 4})
 
-    def _note_cancellations(self, rows: list[tuple[int, int, bool]]) -> None:
+    def _note_cancellations(self, execution_ids: Iterable[int]) -> None:
         with self.lock:
-            for execution_id, _claims, cancel_requested in rows:
+            for execution_id in execution_ids:
                 ctx = self.running.get(execution_id)
-                if cancel_requested and ctx is not None:
+                if ctx is not None:
                     ctx.request_cancel()
 
     def _listen(self) -> None:
-        """Wake the main loop as soon as new work is announced on a queue we serve."""
+        """Wake the main loop as soon as new work is announced on a queue we serve, and
+        pass cancellations of what we run on to their handlers."""
         backoff = 0.0
         while not self.stopping.is_set():
             try:
-                with connect_listener(sql.READY_CHANNEL) as listener:
+                with connect_listener(sql.READY_CHANNEL, sql.CANCEL_CHANNEL) as listener:
                     backoff = 0.0
                     self.wake.set()  # catch up on anything announced while not listening
                     while not self.stopping.is_set():
                         for note in listener.notifies(timeout=1.0):
-                            if not self.queues or note.payload in self.queues:
+                            if note.channel == sql.CANCEL_CHANNEL:
+                                self._note_cancellations(ids_of(note.payload))
+                            elif not self.queues or note.payload in self.queues:
                                 self.wake.set()
             except Exception as exc:  # the main loop logs database trouble; just back off
                 backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)

@@ -298,3 +298,32 @@ def test_graceful_shutdown_hands_a_long_handler_back_at_its_next_step(transactio
     Worker(install_signal_handlers=False, burst=True, concurrency=1).run()
     assert handle.wait(1) == sum(range(1, 31))
     assert sorted(int(v) for v in effects("slow-step")) == list(range(1, 31))
+
+
+def test_cancelling_a_running_execution_reaches_its_worker_without_waiting_for_a_heartbeat(
+    transactional_db, settings
+):
+    import threading
+    import time
+
+    from django_conductor import cancel
+    from django_conductor.worker import Worker
+    from tests.conftest import wait_until
+
+    settings.CONDUCTOR_HEARTBEAT_INTERVAL = 10  # the notification, not the heartbeat, tells it
+    handle = invoke("slow-steps", {})
+    worker = Worker(install_signal_handlers=False, concurrency=1)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        wait_until(lambda: len(effects("slow-step")) >= 2)
+        asked = time.monotonic()
+        assert cancel(handle.id, reason="customer left")
+        wait_until(lambda: Execution.objects.get(pk=handle.id).status == "cancelled", timeout=3)
+        assert time.monotonic() - asked < 2
+    finally:
+        worker.stop()
+        thread.join(10)
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.error == "customer left"
+    assert len(effects("slow-step")) < 30
