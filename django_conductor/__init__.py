@@ -13,6 +13,8 @@ from .exceptions import (
     NonRetryableError,
     PayloadError,
     StepResultError,
+    TablesMissing,
+    TransactionNotAllowed,
     UnknownTask,
 )
 from .handle import ExecutionHandle
@@ -30,7 +32,9 @@ __all__ = [
     "NonRetryableError",
     "PayloadError",
     "StepResultError",
+    "TablesMissing",
     "Task",
+    "TransactionNotAllowed",
     "UnknownTask",
     "cancel",
     "invoke",

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import payloads
@@ -16,6 +18,7 @@ from .exceptions import ConductorError, PayloadError
 from .handle import ExecutionHandle
 from .notify import notify_ready
 from .registry import registry
+from .schema import tables_required
 from .sql import EXECUTION, READY_CHANNEL
 
 if TYPE_CHECKING:
@@ -26,11 +29,18 @@ LIVE_PREDICATE = (
     "AND status IN ('pending', 'running', 'sleeping', 'waiting')"
 )
 
+#: The run time given, or ``delay`` seconds after the statement, as the database tells time
+#: (statement_timestamp(), as in the columns' defaults, so a delay counts from the invoke
+#: even inside a long transaction).
+RUN_AT = (
+    "coalesce(%(run_at)s::timestamptz, "
+    "statement_timestamp() + make_interval(secs => %(delay)s::float8))"
+)
+
 _INSERT_MANY = f"""
 WITH ins AS (
     INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
-    SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, coalesce(%(run_at)s, now()),
-           %(max_attempts)s
+    SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s
     FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
     RETURNING id
 )
@@ -39,15 +49,14 @@ SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS noti
 
 _INSERT_ONE = f"""
 INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
-VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s,
-        coalesce(%(run_at)s::timestamptz, now()), %(max_attempts)s)
+VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s)
 RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
 """
 
 _INSERT_DEDUPED = f"""
 INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key)
-VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, coalesce(%(run_at)s, now()),
-        %(max_attempts)s, %(dedupe_key)s)
+VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
+        %(dedupe_key)s)
 ON CONFLICT (task_name, queue, dedupe_key) WHERE {LIVE_PREDICATE}
 DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority
 WHERE {EXECUTION}.status = 'pending'
@@ -86,13 +95,13 @@ def enqueue(
         "task": task.name,
         "queue": _queue(queue if queue is not None else task.queue),
         "priority": _priority(priority if priority is not None else task.priority),
-        "run_at": _run_at(run_at, delay),
         "max_attempts": task.max_attempts,
     }
+    params["run_at"], params["delay"] = _run_at(run_at, delay)
     texts = [_payload_text(task.name, item) for item in items]
     if not texts:
         return []
-    with connection.cursor() as cursor:
+    with tables_required(), connection.cursor() as cursor:
         if dedupe_key is None and len(texts) == 1:
             cursor.execute(_INSERT_ONE, {**params, "payload": texts[0]})
             return [ExecutionHandle(cursor.fetchone()[0])]
@@ -133,7 +142,6 @@ def retry(execution_id: int) -> bool:
         )
         if execution is None:
             return False
-        now = timezone.now()
         key_taken = (
             execution.dedupe_key is not None
             and Execution.objects.live()
@@ -149,7 +157,7 @@ def retry(execution_id: int) -> bool:
             superseded=execution.superseded or key_taken,
             status="pending",
             attempts=0,
-            run_at=now,
+            run_at=Now(),
             error="",
             finished_at=None,
             cancel_requested_at=None,
@@ -157,19 +165,24 @@ def retry(execution_id: int) -> bool:
             lease_expires_at=None,
         )
         FailedExecution.objects.filter(execution=execution, retried_at__isnull=True).update(
-            retried_at=now
+            retried_at=Now()
         )
         failed_children = Step.objects.filter(
             execution=execution, kind="invoke", child__isnull=False
         ).exclude(error="")
-        for step in failed_children:
-            # A child timeout starts afresh: the same length of time from now.
-            deadline = now + (step.wake_at - step.started_at) if step.wake_at else None
-            Step.objects.filter(pk=step.pk).update(
-                error="", finished_at=None, result=None, started_at=now, wake_at=deadline
-            )
-            if step.child_id is not None:
-                _retry_child(step.child_id)
+        child_ids = list(failed_children.values_list("child_id", flat=True))
+        # A child timeout starts afresh: the same length of time from now, by one clock.
+        failed_children.update(
+            error="",
+            finished_at=None,
+            result=None,
+            started_at=Now(),
+            wake_at=ExpressionWrapper(
+                Now() + (F("wake_at") - F("started_at")), output_field=DateTimeField()
+            ),
+        )
+        for child_id in child_ids:
+            _retry_child(child_id)
         with connection.cursor() as cursor:
             notify_ready(cursor, [execution.queue])
     return True
@@ -210,7 +223,9 @@ def cancel(execution_id: int, reason: str = "Cancelled by user") -> bool:
 
 def _payload_text(task_name: str, payload: Any) -> str:
     return payloads.dumps_or(
-        payload, lambda why: PayloadError(f"The payload for {task_name!r} is not JSON: {why}")
+        payload,
+        lambda why: PayloadError(f"The payload for {task_name!r} is not JSON: {why}"),
+        root="payload",
     )
 
 
@@ -234,16 +249,19 @@ def _dedupe_key(key: object) -> str:
     return key
 
 
-def _run_at(run_at: datetime | None, delay: float | timedelta | None) -> datetime | None:
+def _run_at(
+    run_at: datetime | None, delay: float | timedelta | None
+) -> tuple[datetime | None, float]:
+    """The absolute run time, or else the delay in seconds for the database to add."""
     if run_at is not None and delay is not None:
         raise ValueError("Pass run_at or delay, not both.")
     if delay is not None:
         if isinstance(delay, bool) or not isinstance(delay, int | float | timedelta):
             raise ValueError(f"delay must be seconds or a timedelta, not {delay!r}")
-        return timezone.now() + timedelta(seconds=seconds(delay))
+        return None, seconds(delay)
     if run_at is not None:
         if not isinstance(run_at, datetime):
             raise ValueError(f"run_at must be a datetime, not {run_at!r}")
         if timezone.is_naive(run_at):
             raise ValueError(f"run_at must be timezone-aware, not the naive {run_at!r}")
-    return run_at
+    return run_at, 0.0

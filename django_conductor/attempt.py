@@ -5,33 +5,39 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
 from django.db import InterfaceError, OperationalError, connection
-from django.utils import timezone
 
 from . import payloads
+from .clock import DatabaseClock
 from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
 from .definition import retry_delay
 from .exceptions import (
     ChildExecutionFailed,
     ChildExecutionTimeout,
-    ConductorError,
     DuplicateStepName,
     ExecutionCancelled,
     NonRetryableError,
+    TransactionNotAllowed,
+    error_text,
 )
 from .registry import registry
 from .step_writer import StepWriter, StepWriterUnavailable
 
 #: Errors that end an execution at once, whatever attempts are left.
-FINAL_ERRORS = (NonRetryableError, ChildExecutionFailed, ChildExecutionTimeout, DuplicateStepName)
+FINAL_ERRORS = (
+    NonRetryableError,
+    ChildExecutionFailed,
+    ChildExecutionTimeout,
+    DuplicateStepName,
+    TransactionNotAllowed,
+)
 #: A lost or refused connection, from the ORM (Django's wrappers) or from the hot path's raw
 #: psycopg cursors; anything else from the database is a bug and must not be retried forever.
 DB_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
@@ -49,7 +55,12 @@ class Claimed:
     claims: int
     cancel_requested: bool
     steps: dict[str, RecordedStep]
-    claimed_at: float = field(default_factory=time.monotonic)
+    #: The database's clock as the claim read it, carried on from the time it arrived.
+    clock: DatabaseClock
+
+    @property
+    def claimed_at(self) -> float:
+        return self.clock.arrived
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> Claimed:
@@ -67,6 +78,7 @@ class Claimed:
             claims,
             cancel_requested,
             steps,
+            DatabaseClock(row[10]),
         )
 
     def outcome(self, status: str, **fields: Any) -> Outcome:
@@ -82,6 +94,7 @@ class Outcome:
     claims: int
     status: str
     run_at: datetime | None = None
+    run_in: float | None = None
     result: str | None = None
     error: str | None = None
     traceback: str | None = None
@@ -108,6 +121,7 @@ def run_attempt(
         stopping=stopping,
         conn=conn,
         writer=writer,
+        clock=claimed.clock,
         cancelled=claimed.cancel_requested,
     )
     started(ctx)
@@ -123,10 +137,11 @@ def run_attempt(
         text = payloads.dumps_or(
             result,
             lambda why: NonRetryableError(f"The handler returned a value that is not JSON: {why}"),
+            root="the result",
         )
         return done("completed", result=text, error="")
     except Park as park:
-        return done(park.status, run_at=park.run_at, refund=1)
+        return done(park.status, run_at=park.run_at, run_in=park.run_in, refund=1)
     except LeaseLost:
         ctx.logger.warning("Lost the lease mid-attempt; abandoning it to the new owner")
         return None
@@ -146,7 +161,7 @@ def run_attempt(
 
 def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
     done = claimed.outcome
-    error = _error_text(exc)
+    error = error_text(exc)
     if isinstance(exc, FINAL_ERRORS) or claimed.attempt >= claimed.max_attempts:
         ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, error)
         return done("failed", error=error, traceback=traceback.format_exc())
@@ -154,19 +169,12 @@ def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
     delays = task.retry_delays if task is not None else None
     delay = retry_delay(delays, claimed.attempt + 1)
     ctx.logger.warning("Attempt %d failed (%s); retrying in %.0fs", claimed.attempt, error, delay)
-    return done("pending", run_at=timezone.now() + timedelta(seconds=delay), error=error)
+    return done("pending", run_in=delay, error=error)
 
 
 def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
     """Back to pending without using up the attempt: the failure was not the handler's."""
-    return claimed.outcome("pending", run_at=timezone.now(), refund=1, error=_error_text(exc))
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, ConductorError):
-        return payloads.describe(exc)
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return claimed.outcome("pending", run_in=0.0, refund=1, error=error_text(exc))
 
 
 def raw_connection():  # type: ignore[no-untyped-def]

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
+from django.db import connection
 from django.utils import timezone
 
 from . import payloads
 from .cancellation import cancel_tree
+from .clock import DatabaseClock
 from .conf import seconds
 from .exceptions import (
     ChildExecutionFailed,
@@ -24,6 +27,8 @@ from .exceptions import (
     ExecutionCancelled,
     PayloadError,
     StepResultError,
+    TransactionNotAllowed,
+    error_text,
 )
 from .registry import registry
 from .sql import START_CHILD, server_cursor
@@ -39,12 +44,16 @@ TIMEOUT_REASON = "Timed out: the parent stopped waiting"
 
 class Park(BaseException):
     """Unwinds the handler to park the execution; a BaseException so that a handler's
-    ``except Exception`` cannot swallow it."""
+    ``except Exception`` cannot swallow it. ``run_at`` is a time the database gave (a wake
+    time, a deadline); ``run_in`` is seconds from the database's now."""
 
-    def __init__(self, status: str, run_at: datetime | None) -> None:
+    def __init__(
+        self, status: str, run_at: datetime | None = None, *, run_in: float | None = None
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.run_at = run_at
+        self.run_in = run_in
 
 
 class LeaseLost(BaseException):
@@ -76,6 +85,11 @@ class RecordedStep:
         wake = datetime.fromisoformat(wake_at) if wake_at else None
         return name, cls(kind, result, error or "", finished, wake, child_id)
 
+    @property
+    def raised(self) -> bool:
+        """A step whose function raised: it is on record to be seen, and runs again."""
+        return self.kind == "step" and bool(self.error)
+
 
 class Context:
     """Durable operations for one attempt of one execution."""
@@ -92,6 +106,7 @@ class Context:
         stopping: threading.Event,
         conn: psycopg.Connection,
         writer: StepWriter,
+        clock: DatabaseClock,
         cancelled: bool = False,
     ) -> None:
         self.execution_id = execution_id
@@ -103,6 +118,7 @@ class Context:
         self._stopping = stopping
         self._conn = conn
         self._writer = writer
+        self._clock = clock
         self._seen: set[str] = set()
         self._cancelled = cancelled
         self.logger = logging.LoggerAdapter(
@@ -125,49 +141,70 @@ class Context:
 
     def checkpoint(self) -> None:
         """A release point: park if the worker is stopping, raise if cancelled."""
+        self._refuse_transaction("checkpoint", None)
+        self._release_point()
+
+    def _release_point(self) -> None:
         if self._cancelled:
             raise ExecutionCancelled(f"Execution {self.execution_id} was cancelled.")
         if self._stopping.is_set():
-            raise Park("pending", timezone.now())
+            raise Park("pending", run_in=0.0)
 
     def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn`` once per execution; later replays return its stored JSON result."""
-        recorded = self._begin(name, "step")
+        recorded = self._begin("step", name, "step")
         if recorded is not None:
             return recorded.result
-        started_at = timezone.now()
-        value = fn(*args, **kwargs)
-        return self._finish_step(name, value, started_at)
+        began = time.monotonic()
+        try:
+            value = fn(*args, **kwargs)
+        except Exception as exc:
+            self._record_raised(name, began, exc)
+            raise
+        return self._finish_step(name, value, began)
 
-    def _finish_step(self, name: str, value: Any, started_at: datetime) -> Any:
-        text = payloads.dumps_or(
-            value,
-            lambda why: StepResultError(f"Step {name!r} returned a value that is not JSON: {why}"),
-        )
-        self._record(name, "step", text, started_at, finished_at=timezone.now())
+    def _finish_step(self, name: str, value: Any, began: float) -> Any:
+        try:
+            text = payloads.dumps_or(
+                value,
+                lambda why: StepResultError(
+                    f"Step {name!r} returned a value that is not JSON: {why}"
+                ),
+                root="the result",
+            )
+        except StepResultError as exc:
+            self._record_raised(name, began, exc)
+            raise
+        self._record(name, "step", result=text, began=began, ended=time.monotonic())
         return payloads.loads(text)
+
+    def _record_raised(self, name: str, began: float, exc: Exception) -> None:
+        """Put the step that raised on record, for the admin to draw; a replay runs it again."""
+        failure = error_text(exc)
+        self._record(name, "step", failure=failure, began=began, ended=time.monotonic())
 
     def sleep(self, name: str, duration: float | timedelta) -> None:
         """Park until ``duration`` after the first call; the worker slot is freed meanwhile."""
-        if name in self._recorded:
-            self.sleep_until(name, timezone.now())  # the recorded wake time wins
-            return
-        self.sleep_until(name, timezone.now() + timedelta(seconds=seconds(duration)))
+        self._sleep("sleep", name, wake_in=seconds(duration))
 
     def sleep_until(self, name: str, when: datetime) -> None:
         """Park until ``when``, fixed at the first call; sleeping uses up no attempt."""
         if not isinstance(when, datetime) or timezone.is_naive(when):
             raise ValueError(f"Sleep {name!r} needs a timezone-aware datetime, not {when!r}")
-        recorded = self._begin(name, "sleep")
-        now = timezone.now()
+        self._sleep("sleep_until", name, wake_at=when)
+
+    def _sleep(
+        self, call: str, name: str, *, wake_at: datetime | None = None, wake_in: float | None = None
+    ) -> None:
+        recorded = self._begin(call, name, "sleep")
         if recorded is None:
-            done = when <= now
-            self._record(name, "sleep", None, now, finished_at=now if done else None, wake_at=when)
-            if done:
+            record = self._record(name, "sleep", wake_at=wake_at, wake_in=wake_in)
+            if record.over:
                 return
+            when = record.recorded_wake_at
         else:
-            when = recorded.wake_at or now
-            if when <= now:
+            when = recorded.wake_at
+            if when is None or when <= self._clock.now():
                 return
         raise Park("sleeping", when)
 
@@ -181,17 +218,16 @@ class Context:
         queue: str | None = None,
     ) -> Any:
         """Run a child execution and return its result, parking this one meanwhile."""
-        recorded = self._begin(step_name, "invoke")
+        recorded = self._begin("invoke", step_name, "invoke")
         if recorded is None:
-            self._start_child(step_name, task, payload, timeout, queue)
-            raise Park("waiting", self._deadline(timeout))
+            raise Park("waiting", self._start_child(step_name, task, payload, timeout, queue))
         if recorded.finished:
             if not recorded.error:
                 return recorded.result
             if recorded.error.startswith(TIMEOUT_REASON):
                 raise ChildExecutionTimeout(f"Child {step_name!r}: {recorded.error}")
             raise ChildExecutionFailed(f"Child execution failed: {recorded.error}")
-        if recorded.wake_at is not None and recorded.wake_at <= timezone.now():
+        if recorded.wake_at is not None and recorded.wake_at <= self._clock.now():
             if recorded.child_id is not None:
                 reason = f"{TIMEOUT_REASON} at step {step_name!r}."
                 with self._conn.transaction(), server_cursor(self._conn) as cursor:
@@ -202,9 +238,6 @@ class Context:
             )
         raise Park("waiting", recorded.wake_at)
 
-    def _deadline(self, timeout: float | timedelta | None) -> datetime | None:
-        return None if timeout is None else timezone.now() + timedelta(seconds=seconds(timeout))
-
     def _start_child(
         self,
         step_name: str,
@@ -212,16 +245,17 @@ class Context:
         payload: Any,
         timeout: float | timedelta | None,
         queue: str | None,
-    ) -> None:
+    ) -> datetime | None:
+        """Create the child and the step that waits for it; returns the deadline."""
         child = registry.get(task) if isinstance(task, str) else task
         if not child.invocable:
             raise ConductorError(
                 f"Task {child.name!r} is not invocable; it runs from its triggers."
             )
-        self._ensure_autocommit(step_name)
         text = payloads.dumps_or(
             payload,
             lambda why: PayloadError(f"The payload for child {step_name!r} is not JSON: {why}"),
+            root="payload",
         )
         params = {
             "id": self.execution_id,
@@ -232,18 +266,24 @@ class Context:
             "payload": text,
             "priority": child.priority,
             "max_attempts": child.max_attempts,
-            "deadline": self._deadline(timeout),
+            "timeout": None if timeout is None else seconds(timeout),
         }
         with server_cursor(self._conn) as cursor:
             cursor.execute(START_CHILD, params)
-            if cursor.rowcount != 1:
-                raise LeaseLost(step_name)
+            row = cursor.fetchone()
+        if row is None:
+            raise LeaseLost(step_name)
+        deadline: datetime | None = row[0]
+        return deadline
 
-    def _begin(self, name: str, kind: str) -> RecordedStep | None:
+    def _begin(self, call: str, name: str, kind: str) -> RecordedStep | None:
+        """The checks every ctx call makes before anything runs or is written; returns the
+        step's record when a replay has one."""
         if not isinstance(name, str) or not name or len(name) > 200:
             raise ValueError(
                 f"A step name must be a non-empty string of at most 200 characters: {name!r}"
             )
+        self._refuse_transaction(call, name)
         if name in self._seen:
             raise DuplicateStepName(
                 f"Step name {name!r} is used twice in one run of {self.task_name!r}; "
@@ -251,43 +291,41 @@ class Context:
             )
         self._seen.add(name)
         recorded = self._recorded.get(name)
-        if recorded is None:
-            self.checkpoint()
-        elif recorded.kind != kind:
+        if recorded is not None and recorded.kind != kind:
             raise DuplicateStepName(
                 f"Step name {name!r} was recorded as a {recorded.kind} and is now used as a "
                 f"{kind}; step names must be stable across replays."
             )
+        if recorded is None or recorded.raised:
+            self._release_point()
+            return None
         return recorded
 
-    def _ensure_autocommit(self, name: str) -> None:
-        if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-            raise ConductorError(
-                f"Step {name!r} is inside a transaction (transaction.atomic()): durable "
-                "records must commit on their own. Call ctx methods outside atomic blocks "
-                "and put the atomic block inside the step's function."
+    def _refuse_transaction(self, call: str, name: str | None) -> None:
+        """Durable records commit on connections of their own (the worker's step writer, or
+        this execution's own in autocommit), never inside the handler's transaction: a
+        call there would commit while the block around it could still roll back."""
+        in_atomic = connection.in_atomic_block
+        if in_atomic or self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            what = f"ctx.{call}({name!r})" if name is not None else f"ctx.{call}()"
+            raise TransactionNotAllowed(
+                f"{what} was called inside a transaction (transaction.atomic()), and nothing "
+                "was run. Steps, sleeps and child invokes are recorded by the worker on a "
+                "connection of their own, so they cannot be part of your transaction. Call "
+                "ctx methods outside atomic blocks, and put the atomic block inside the "
+                "step's function instead."
             )
 
-    def _record(
-        self,
-        name: str,
-        kind: str,
-        result: str | None,
-        started_at: datetime,
-        *,
-        finished_at: datetime | None,
-        wake_at: datetime | None = None,
-    ) -> None:
-        self._ensure_autocommit(name)
-        record = StepRecord(
-            self.execution_id, self._claims, name, kind, result, started_at, finished_at, wake_at
-        )
+    def _record(self, name: str, kind: str, **fields: Any) -> StepRecord:
+        """Hand a record to the step writer and wait until it is committed."""
+        record = StepRecord(self.execution_id, self._claims, name, kind, **fields)
         try:
             written = self._writer.record(record)
         except StepWriterClosed:
             raise LeaseLost(name) from None  # the worker handed this execution back
         if not written:
             raise LeaseLost(name)
+        return record
 
 
 class AsyncContext:
@@ -304,14 +342,18 @@ class AsyncContext:
         return self._sync.cancelled
 
     async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        recorded = self._sync._begin(name, "step")
+        recorded = self._sync._begin("step", name, "step")
         if recorded is not None:
             return recorded.result
-        started_at = timezone.now()
-        value = fn(*args, **kwargs)
-        if hasattr(value, "__await__"):
-            value = await value
-        return self._sync._finish_step(name, value, started_at)
+        began = time.monotonic()
+        try:
+            value = fn(*args, **kwargs)
+            if hasattr(value, "__await__"):
+                value = await value
+        except Exception as exc:
+            self._sync._record_raised(name, began, exc)
+            raise
+        return self._sync._finish_step(name, value, began)
 
     async def sleep(self, name: str, duration: float | timedelta) -> None:
         self._sync.sleep(name, duration)

@@ -42,3 +42,20 @@ class ChildExecutionFailed(ExecutionFailed):
 
 class ChildExecutionTimeout(ConductorError, TimeoutError):
     """A child execution did not finish in time and was cancelled."""
+
+
+class TransactionNotAllowed(ConductorError):
+    """A ctx call was made inside a transaction; durable records commit on their own."""
+
+
+class TablesMissing(ConductorError):
+    """django_conductor's tables do not exist yet: run ``python manage.py migrate``."""
+
+
+def error_text(exc: BaseException) -> str:
+    """How an error is stored and shown: our own errors by their message, others with
+    their type in front (``ValueError: card declined``)."""
+    message = str(exc).strip()
+    if isinstance(exc, ConductorError):
+        return message or type(exc).__name__
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__

@@ -9,8 +9,9 @@ from typing import Any
 from django.db import connection
 
 from . import payloads
-from .exceptions import ExecutionCancelled, ExecutionFailed
+from .exceptions import ConductorError, ExecutionCancelled, ExecutionFailed
 from .notify import connect_listener
+from .schema import tables_required
 from .sql import EXECUTION, FINISHED_CHANNEL
 
 _STATE = f"SELECT status, result::text, error FROM {EXECUTION} WHERE id = %s"
@@ -22,7 +23,7 @@ class ExecutionHandle:
 
     def status(self) -> str:
         """The current status, e.g. ``"pending"`` or ``"completed"``."""
-        with connection.cursor() as cursor:
+        with tables_required(), connection.cursor() as cursor:
             cursor.execute(_STATE, [self.id])
             row = cursor.fetchone()
         if row is None:
@@ -32,15 +33,18 @@ class ExecutionHandle:
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the execution finishes; return its result or raise its failure.
 
-        Woken by NOTIFY on its own connection, so it sees only committed work: calling it
-        inside the transaction that invoked the execution can only time out. Raises
-        ``ExecutionFailed``, ``ExecutionCancelled`` or ``TimeoutError``.
+        It waits on a connection of its own, which sees only committed work, so call it
+        after the transaction that invoked the execution has committed: inside that
+        transaction it raises ``ConductorError`` at once, saying so. Raises
+        ``ExecutionFailed`` (also when the execution does not exist), ``ExecutionCancelled``
+        or ``TimeoutError``.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        with connect_listener(FINISHED_CHANNEL) as listener:
+        with tables_required(), connect_listener(FINISHED_CHANNEL) as listener:
             while True:
                 row = listener.execute(_STATE, [self.id]).fetchone()
                 if row is None:
+                    self._refuse_uncommitted()
                     raise ExecutionFailed(
                         f"Execution {self.id} does not exist (removed or rolled back)."
                     )
@@ -52,6 +56,22 @@ class ExecutionHandle:
                 if status == "cancelled":
                     raise ExecutionCancelled(error or f"Execution {self.id} was cancelled.")
                 self._await_notification(listener, deadline)
+
+    def _refuse_uncommitted(self) -> None:
+        """Tell a caller who waits inside the transaction that invoked the execution why it
+        could never finish: no worker can see it before that transaction commits."""
+        if not connection.in_atomic_block:
+            return
+        with connection.cursor() as cursor:
+            cursor.execute(_STATE, [self.id])
+            if cursor.fetchone() is None:
+                return
+        raise ConductorError(
+            f"handle.wait() was called inside the transaction that invoked execution "
+            f"{self.id}. No worker can see the execution before that transaction commits, "
+            "so it would never finish: call wait() after the transaction commits, outside "
+            "the atomic block."
+        )
 
     def _await_notification(self, listener, deadline: float | None) -> None:  # type: ignore[no-untyped-def]
         wanted = str(self.id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
-from django.utils import timezone
 
 
 class Status(models.TextChoices):
@@ -28,7 +27,7 @@ FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 class ExecutionQuerySet(models.QuerySet["Execution"]):
     def ready(self) -> ExecutionQuerySet:
         """Claimable right now."""
-        return self.filter(status__in=CLAIMABLE, run_at__lte=timezone.now())
+        return self.filter(status__in=CLAIMABLE, run_at__lte=Now())
 
     def pending(self) -> ExecutionQuerySet:
         return self.filter(status=Status.PENDING)
@@ -59,7 +58,7 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
 
     def lease_expired(self) -> ExecutionQuerySet:
         """Running, but their worker stopped renewing the lease."""
-        return self.filter(status=Status.RUNNING, lease_expires_at__lt=timezone.now())
+        return self.filter(status=Status.RUNNING, lease_expires_at__lt=Now())
 
 
 class Execution(models.Model):
@@ -260,8 +259,8 @@ class WorkerHeartbeat(models.Model):
     pid = models.PositiveIntegerField()
     queues = models.JSONField(default=list, blank=True, help_text="Empty means every queue.")
     concurrency = models.PositiveIntegerField(default=1)
-    started_at = models.DateTimeField(default=timezone.now)
-    last_seen_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(db_default=Now())
+    last_seen_at = models.DateTimeField(db_default=Now())
 
     class Meta:
         ordering = ("worker_id",)

@@ -43,7 +43,7 @@ WITH picked AS (
         e.priority, e.run_at
 )
 SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims,
-    cancel_requested, steps
+    cancel_requested, steps, now() AS claimed_at
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
@@ -60,20 +60,24 @@ NEXT_DUE_QUEUES = _NEXT_DUE.format(queue_filter="AND queue = ANY(%(queues)s::tex
 
 #: One statement writes a batch of attempt outcomes and their failure records. A parked
 #: execution goes back to pending at once if a child finished while it ran (wake_pending).
-#: Returns what ``wake_parents`` and the notifications need.
+#: Returns what ``wake_parents`` and the notifications need. Every time is the database's:
+#: an outcome's ``run_at`` is one the database gave (a wake time, a child's deadline), or
+#: it says ``run_in`` seconds from now (a retry backoff, a hand-back).
 FINISH_ATTEMPTS = f"""
 WITH v AS (
     SELECT * FROM unnest(
         %(ids)s::bigint[], %(claims)s::int[], %(statuses)s::text[], %(run_ats)s::timestamptz[],
-        %(results)s::jsonb[], %(errors)s::text[], %(tracebacks)s::text[], %(refunds)s::int[]
-    ) AS v(id, claims, status, run_at, result, error, traceback, refund)
+        %(run_ins)s::float8[], %(results)s::jsonb[], %(errors)s::text[],
+        %(tracebacks)s::text[], %(refunds)s::int[]
+    ) AS v(id, claims, status, run_at, run_in, result, error, traceback, refund)
 ), done AS (
     UPDATE {EXECUTION} e SET
         status = CASE WHEN v.status = 'waiting' AND e.wake_pending THEN 'pending'
                       ELSE v.status END,
         run_at = CASE WHEN v.status = 'waiting' AND e.wake_pending THEN now()
                       WHEN v.status = 'waiting' THEN v.run_at
-                      ELSE coalesce(v.run_at, e.run_at) END,
+                      ELSE coalesce(v.run_at, now() + make_interval(secs => v.run_in), e.run_at)
+                 END,
         attempts = e.attempts - v.refund,
         result = coalesce(v.result, e.result),
         error = coalesce(v.error, e.error),
@@ -114,28 +118,44 @@ RETURNING p.id, p.status, p.queue
 """
 
 #: Record the steps of several executions in one statement, each only while its claim
-#: still owns the execution; returns the (execution, name) pairs that are recorded. A pair
-#: already there can only be this claim's own earlier write (FOR SHARE keeps others out),
-#: so writing it again after a lost connection counts as written.
+#: still owns the execution; returns the recorded (execution, name) pairs with the wake
+#: time and whether the step is over. Times are the database's: a record says how many
+#: seconds ago it started (and ended), a sleep how long after its start it wakes (or when).
+#: A pair already there is this claim's own earlier write (FOR SHARE keeps other claims
+#: out), written again after a lost connection, or a step that raised in an earlier
+#: attempt and has now run again: either way the new record replaces it.
 RECORD_STEPS = f"""
 WITH v AS (
     SELECT * FROM unnest(
         %(ids)s::bigint[], %(claims)s::int[], %(names)s::text[], %(kinds)s::text[],
-        %(results)s::jsonb[], %(started_ats)s::timestamptz[], %(finished_ats)s::timestamptz[],
-        %(wake_ats)s::timestamptz[]
-    ) AS v(id, claims, name, kind, result, started_at, finished_at, wake_at)
+        %(results)s::jsonb[], %(errors)s::text[], %(started_agos)s::float8[],
+        %(finished_agos)s::float8[], %(wake_ats)s::timestamptz[], %(wake_ins)s::float8[]
+    ) AS v(id, claims, name, kind, result, error, started_ago, finished_ago, wake_at, wake_in)
+), started AS (
+    SELECT v.*, now() - make_interval(secs => v.started_ago) AS started_at FROM v
+), timed AS (
+    SELECT s.*, coalesce(s.wake_at, s.started_at + make_interval(secs => s.wake_in)) AS wake
+    FROM started s
 )
-INSERT INTO {STEP} (execution_id, name, kind, result, attempt, started_at, finished_at, wake_at)
-SELECT e.id, v.name, v.kind, v.result, e.attempts, v.started_at, v.finished_at, v.wake_at
-FROM v JOIN {EXECUTION} e ON e.id = v.id AND e.claims = v.claims AND e.status = 'running'
+INSERT INTO {STEP} (execution_id, name, kind, result, error, attempt, started_at, finished_at,
+                    wake_at)
+SELECT e.id, t.name, t.kind, t.result, t.error, e.attempts, t.started_at,
+    CASE WHEN t.kind = 'sleep' THEN CASE WHEN t.wake <= now() THEN now() END
+         ELSE now() - make_interval(secs => t.finished_ago) END,
+    t.wake
+FROM timed t JOIN {EXECUTION} e ON e.id = t.id AND e.claims = t.claims AND e.status = 'running'
 ORDER BY e.id
 FOR SHARE OF e
-ON CONFLICT (execution_id, name) DO UPDATE SET name = EXCLUDED.name
-RETURNING execution_id, name
+ON CONFLICT (execution_id, name) DO UPDATE SET
+    result = EXCLUDED.result, error = EXCLUDED.error, attempt = EXCLUDED.attempt,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+    wake_at = EXCLUDED.wake_at
+RETURNING execution_id, name, wake_at, finished_at IS NOT NULL
 """
 
 #: Create a child execution and the parent's step that waits for it, in one statement;
 #: the unique (parent, parent_step) pair makes a replay unable to create a second child.
+#: Returns the deadline, ``timeout`` seconds from the database's now (NULL for none).
 START_CHILD = f"""
 WITH owner AS (
     SELECT id, attempts FROM {EXECUTION}
@@ -151,11 +171,12 @@ WITH owner AS (
     DO UPDATE SET parent_step = EXCLUDED.parent_step
     RETURNING id, queue
 )
-INSERT INTO {STEP} (execution_id, name, kind, attempt, wake_at, child_id)
-SELECT owner.id, %(name)s, 'invoke', owner.attempts, %(deadline)s::timestamptz, child.id
+INSERT INTO {STEP} (execution_id, name, kind, attempt, started_at, wake_at, child_id)
+SELECT owner.id, %(name)s, 'invoke', owner.attempts, now(),
+    now() + make_interval(secs => %(timeout)s::float8), child.id
 FROM owner, child
 ON CONFLICT (execution_id, name) DO NOTHING
-RETURNING child_id, pg_notify('{READY_CHANNEL}', %(queue)s)
+RETURNING wake_at, pg_notify('{READY_CHANNEL}', %(queue)s)
 """
 
 #: Renew the leases of what this worker runs (by id: a restarted worker that reuses an id

@@ -5,6 +5,7 @@ record is committed. Durability per step is unchanged; commits per step drop."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,15 +26,25 @@ class StepWriterUnavailable(Exception):
 
 @dataclass
 class StepRecord:
+    """One step to record. Times are ``time.monotonic()`` readings that the writer turns
+    into the database's time when it writes them: the database's clock is the only one."""
+
     execution_id: int
     claims: int
     name: str
     kind: str
-    result: str | None
-    started_at: datetime
-    finished_at: datetime | None
-    wake_at: datetime | None
+    result: str | None = None
+    #: The step's error when its function raised: it is drawn, and runs again on replay.
+    failure: str = ""
+    began: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+    #: A sleep's wake time: absolute (``sleep_until``) or seconds from now (``sleep``).
+    wake_at: datetime | None = None
+    wake_in: float | None = None
+    # What the writer learned:
     written: bool = False
+    recorded_wake_at: datetime | None = None
+    over: bool = False
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -96,12 +107,15 @@ class StepWriter:
                 record.error = error
         else:
             for record in batch:
-                record.written = (record.execution_id, record.name) in written
+                stored = written.get((record.execution_id, record.name))
+                if stored is not None:
+                    record.written = True
+                    record.recorded_wake_at, record.over = stored
         finally:
             for record in batch:
                 record.done.set()
 
-    def _insert(self, batch: list[StepRecord]) -> set[tuple[Any, Any]]:
+    def _insert(self, batch: list[StepRecord]) -> dict[tuple[Any, Any], tuple[Any, bool]]:
         connection.ensure_connection()
         columns = sql.columns(
             batch,
@@ -110,10 +124,13 @@ class StepWriter:
             names="name",
             kinds="kind",
             results="result",
-            started_ats="started_at",
-            finished_ats="finished_at",
+            errors="failure",
             wake_ats="wake_at",
+            wake_ins="wake_in",
         )
+        now = time.monotonic()
+        columns["started_agos"] = [now - r.began for r in batch]
+        columns["finished_agos"] = [None if r.ended is None else now - r.ended for r in batch]
         with sql.server_cursor(connection.connection) as cursor:
             cursor.execute(sql.RECORD_STEPS, columns, prepare=True)
-            return {(row[0], row[1]) for row in cursor.fetchall()}
+            return {(row[0], row[1]): (row[2], row[3]) for row in cursor.fetchall()}

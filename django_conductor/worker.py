@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
+from django.apps import apps
 from django.db import connection
 
 from . import payloads, sql
@@ -22,6 +23,8 @@ from .attempt import DB_ERRORS, Claimed, Outcome, hand_back, raw_connection, run
 from .conf import settings
 from .context import Context
 from .notify import connect_listener, ids_of
+from .registry import registry
+from .schema import check_tables
 from .step_writer import StepWriter
 from .transitions import after_status_changes
 
@@ -72,6 +75,8 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------
 
     def run(self) -> None:
+        """Raises ``TablesMissing`` before doing anything when ``migrate`` has not run."""
+        check_tables()
         logger.info(
             "Worker %s starting: queues=%s concurrency=%d",
             self.worker_id,
@@ -79,6 +84,7 @@ class Worker:
             self.concurrency,
             extra={"action": "worker_start", "worker_id": self.worker_id},
         )
+        self._announce_tasks()
         if self.install_signal_handlers:
             self._install_signal_handlers()
         self.step_writer = StepWriter()
@@ -103,6 +109,27 @@ class Worker:
                 self.processed,
                 extra={"action": "worker_stop", "worker_id": self.worker_id},
             )
+
+    def _announce_tasks(self) -> None:
+        """Say which tasks this process can run, and warn loudly when it can run none."""
+        tasks = sorted(registry, key=lambda task: task.name)
+        if tasks:
+            logger.info(
+                "Tasks: %s",
+                ", ".join(f"{task.name} [{task.queue}]" for task in tasks),
+                extra={"action": "worker_tasks", "worker_id": self.worker_id},
+            )
+            return
+        apps_searched = [
+            app.name for app in apps.get_app_configs() if not app.name.startswith("django.")
+        ]
+        logger.warning(
+            "No tasks are registered, so this worker can run nothing. It imported the "
+            "'tasks' module of every installed app (%s) and found no @task there: define "
+            "tasks in <app>/tasks.py, or import their module from it.",
+            ", ".join(apps_searched) or "none installed",
+            extra={"action": "worker_no_tasks", "worker_id": self.worker_id},
+        )
 
     def stop(self, *, now: bool = False) -> None:
         """Stop claiming; with ``now``, hand running executions back at once."""
@@ -256,6 +283,7 @@ class Worker:
             claims="claims",
             statuses="status",
             run_ats="run_at",
+            run_ins="run_in",
             results="result",
             errors="error",
             tracebacks="traceback",

@@ -99,6 +99,13 @@ def worker_process(transactional_db):
         proc.kill()
 
 
+def database_now():
+    """The database's clock, which writes every recorded time; tests compare with it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT clock_timestamp()")
+        return cursor.fetchone()[0]
+
+
 def wait_until(predicate, timeout=20.0, interval=0.02):
     """Poll a condition a test needs to see; fails with the timeout named."""
     deadline = time.monotonic() + timeout

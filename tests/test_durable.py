@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import F
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from django_conductor import ExecutionFailed, invoke
 from django_conductor.models import Execution, FailedExecution, Step
@@ -19,7 +19,7 @@ def effects(kind):
 
 def fast_forward(execution_id):
     """Move an execution's sleep or child deadline into the past instead of waiting."""
-    past = timezone.now() - timedelta(seconds=1)
+    past = Now() - timedelta(seconds=1)
     Step.objects.filter(execution_id=execution_id, finished_at__isnull=True).update(wake_at=past)
     Execution.objects.filter(pk=execution_id).update(run_at=past)
 
@@ -57,12 +57,13 @@ def test_retry_of_a_hundred_item_loop_skips_the_items_already_done(run_worker):
 def test_sleep_frees_the_slot_and_the_reminder_goes_out_after_the_wake_time(run_worker):
     handle = invoke("reminder", {})
     other = invoke("record", "meanwhile")
-    before = timezone.now()
     run_worker(concurrency=1)
 
     sleeping = Execution.objects.get(pk=handle.id)
     assert sleeping.status == "sleeping"
-    assert before + timedelta(days=1) <= sleeping.run_at <= timezone.now() + timedelta(days=1)
+    sleep = Step.objects.get(execution=sleeping, kind="sleep")
+    assert sleep.wake_at - sleep.started_at == timedelta(days=1)  # one clock: the database's
+    assert sleeping.run_at == sleep.wake_at
     assert sleeping.attempts == 0  # sleeping uses up no attempt
     assert Execution.objects.get(pk=other.id).status == "completed"  # ran in the freed slot
     assert effects("welcome") == [""]
@@ -83,7 +84,7 @@ def test_sleep_wake_time_is_fixed_at_the_first_call(run_worker):
     handle = invoke("reminder", {})
     run_worker()
     wake_at = Step.objects.get(execution_id=handle.id, name="wait-a-day").wake_at
-    Execution.objects.filter(pk=handle.id).update(run_at=timezone.now())  # an early wake-up
+    Execution.objects.filter(pk=handle.id).update(run_at=Now())  # an early wake-up
     run_worker()
     execution = Execution.objects.get(pk=handle.id)
     assert execution.status == "sleeping"
@@ -165,11 +166,12 @@ def test_a_parent_can_catch_a_child_failure_and_compensate(run_worker):
 
 def test_a_child_timeout_cancels_the_child_and_fails_the_parent(run_worker):
     handle = invoke("parent-with-timeout", {})
-    before = timezone.now()
     run_worker(queues=["default"])
     parent = Execution.objects.get(pk=handle.id)
     assert parent.status == "waiting"
-    assert before + timedelta(minutes=5) <= parent.run_at <= timezone.now() + timedelta(minutes=5)
+    wait = Step.objects.get(execution=parent, kind="invoke")
+    assert wait.wake_at - wait.started_at == timedelta(minutes=5)
+    assert parent.run_at == wait.wake_at
 
     fast_forward(handle.id)
     run_worker(queues=["default"])
@@ -198,7 +200,30 @@ def test_a_step_result_that_is_not_json_fails_the_attempt_naming_the_step(run_wo
     execution = Execution.objects.get(pk=handle.id)
     assert execution.status == "pending"
     assert "Step 'makes-a-set' returned a value that is not JSON" in execution.error
-    assert not Step.objects.filter(execution=execution).exists()
+    assert "the result is of type set" in execution.error  # what is wrong, and the remedy:
+    assert "pass a list, e.g. sorted(value)" in execution.error
+    step = Step.objects.get(execution=execution)  # on record to be seen, with no result
+    assert (step.result, step.error) == (None, execution.error)
+    assert step.finished_at is not None
+
+
+def test_a_step_that_raised_is_on_record_with_its_error_and_runs_again_on_retry(run_worker):
+    from django_conductor import retry
+
+    handle = invoke("raising-step", {})
+    run_worker()
+    step = Step.objects.get(execution_id=handle.id, name="charge")
+    assert Execution.objects.get(pk=handle.id).status == "failed"
+    assert (step.kind, step.error, step.result) == ("step", "RuntimeError: card declined", None)
+    assert step.started_at <= step.finished_at
+
+    SideEffect.objects.create(kind="flag", value="card-fixed")
+    assert retry(handle.id)
+    run_worker()
+    assert handle.wait(1) == "charged"
+    step = Step.objects.get(execution_id=handle.id, name="charge")
+    assert (step.error, step.result) == ("", "charged")
+    assert len(effects("charge-try")) == 2
 
 
 def test_an_async_handler_uses_steps_sleep_and_invoke(run_worker):
@@ -258,20 +283,34 @@ def test_retrying_a_parent_whose_child_timed_out_gives_the_child_a_fresh_deadlin
     run_worker(queues=["default"])
     assert Execution.objects.get(pk=handle.id).status == "failed"
 
-    before = timezone.now()
     assert FailedExecution.objects.get(execution_id=handle.id).retry()
     step = Step.objects.get(execution_id=handle.id, name="slow-child")
-    assert before + timedelta(minutes=5) <= step.wake_at <= timezone.now() + timedelta(minutes=5)
+    assert step.wake_at - step.started_at == timedelta(minutes=5)  # exactly: one clock
+    assert step.started_at >= Execution.objects.get(pk=handle.id).created_at  # restarted now
     run_worker()  # serves the child's queue this time
     assert handle.wait(1) == 2
 
 
-def test_ctx_calls_inside_transaction_atomic_fail_with_a_clear_error(run_worker):
-    handle = invoke("step-in-atomic", {})
+@pytest.mark.parametrize("query_first", [False, True])
+@pytest.mark.parametrize("call", ["step", "sleep", "sleep_until", "invoke", "checkpoint"])
+def test_a_ctx_call_inside_atomic_is_refused_before_anything_runs(run_worker, call, query_first):
+    handle = invoke("ctx-in-atomic", {"call": call, "query_first": query_first})
     run_worker()
     execution = Execution.objects.get(pk=handle.id)
-    assert "inside a transaction (transaction.atomic())" in execution.error
+    assert (execution.status, execution.attempts) == ("failed", 1)  # a retry cannot fix it
+    assert f"ctx.{call}(" in execution.error
+    assert "inside a transaction (transaction.atomic()), and nothing was run" in execution.error
+    assert effects("inside") == []
+    assert effects("after-atomic") == []
     assert not Step.objects.filter(execution=execution).exists()
+    assert Execution.objects.count() == 1  # no child was created
+
+
+def test_an_atomic_block_inside_a_steps_function_is_the_way_to_use_one(run_worker):
+    handle = invoke("atomic-inside-step", {})
+    run_worker()
+    assert handle.wait(1) == "saved"
+    assert effects("saved") == [""]
 
 
 def test_graceful_shutdown_hands_a_long_handler_back_at_its_next_step(transactional_db):

@@ -1,15 +1,20 @@
 import json
 import time
+import uuid
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from django_conductor import (
+    ConductorError,
     ExecutionCancelled,
     ExecutionFailed,
+    ExecutionHandle,
     PayloadError,
+    TablesMissing,
     UnknownTask,
     cancel,
     invoke,
@@ -73,11 +78,70 @@ def test_dedupe_key_is_per_task_and_queue():
     assert len({a.id, b.id, c.id}) == 3
 
 
-@pytest.mark.parametrize("payload", [{1, 2}, object(), float("nan"), {"when": timezone.now()}])
-def test_payload_that_is_not_json_raises_payload_error_and_stores_nothing(payload):
-    with pytest.raises(PayloadError, match="not JSON"):
+@pytest.mark.parametrize(
+    ("payload", "where", "remedy"),
+    [
+        ({1, 2}, "payload is of type set", "pass a list"),
+        (object(), "payload is of type object", "ids rather than objects"),
+        (float("nan"), "payload is the float nan", "pass None or a string"),
+        ({"when": timezone.now()}, "payload['when'] is of type datetime.datetime", "isoformat()"),
+        ({"amount": Decimal("9.99")}, "payload['amount'] is of type decimal.Decimal", "str(value)"),
+        ({"ids": [1, uuid.uuid4()]}, "payload['ids'][1] is of type uuid.UUID", "str(value)"),
+        ({(1, 2): "x"}, "a key of payload", "use str keys"),
+    ],
+)
+def test_payload_that_is_not_json_says_where_and_what_to_pass_and_stores_nothing(
+    payload, where, remedy
+):
+    with pytest.raises(PayloadError, match="not JSON") as raised:
         invoke("echo", payload)
+    assert where in str(raised.value)
+    assert remedy in str(raised.value)
     assert Execution.objects.count() == 0
+
+
+def test_a_model_instance_as_payload_is_told_to_pass_its_id():
+    instance = SideEffect.objects.create(kind="row")
+    with pytest.raises(PayloadError, match=r"payload\['row'\] is of type .*SideEffect") as raised:
+        invoke("echo", {"row": instance})
+    assert "pass its id (obj.pk)" in str(raised.value)
+    assert Execution.objects.count() == 0
+
+
+def test_wait_inside_the_transaction_that_invoked_says_to_wait_after_commit():
+    with transaction.atomic():
+        handle = invoke("echo", "kept")
+        with pytest.raises(ConductorError, match="after the transaction commits") as raised:
+            handle.wait(timeout=30)
+        assert not isinstance(raised.value, ExecutionFailed)
+    # Caught, the error leaves the caller's transaction intact: the invoke commits.
+    assert Execution.objects.get(pk=handle.id).payload == "kept"
+
+
+def test_wait_inside_a_later_transaction_sees_the_committed_execution(run_worker):
+    handle = invoke("echo", "later")
+    run_worker()
+    with transaction.atomic():
+        assert handle.wait(timeout=30) == {"echo": "later", "attempt": 1}
+
+
+def test_waiting_for_an_execution_that_does_not_exist_raises_execution_failed():
+    with pytest.raises(ExecutionFailed, match="does not exist"):
+        ExecutionHandle(10**12).wait(timeout=30)
+
+
+class RolledBack(Exception):
+    """Undoes a test's change to the schema."""
+
+
+def test_invoke_before_migrate_says_to_run_migrate():
+    with pytest.raises(RolledBack), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE django_conductor_execution RENAME TO conductor_hidden")
+        with pytest.raises(TablesMissing, match=r"run `python manage.py migrate`"):
+            invoke("echo", {})
+        raise RolledBack  # the rename goes with the transaction
+    assert invoke("echo", {}).status() == "pending"
 
 
 def test_unknown_task_name_raises_unknown_task():
@@ -104,11 +168,23 @@ def test_bad_invoke_options_raise_clear_errors_and_store_nothing(options, messag
     assert Execution.objects.count() == 0
 
 
-def test_delay_sets_run_at_in_the_future():
-    before = timezone.now()
+def test_delay_sets_run_at_in_the_future_by_the_databases_clock():
     handle = invoke("echo", {}, delay=timedelta(minutes=5))
-    run_at = Execution.objects.get(pk=handle.id).run_at
-    assert before + timedelta(minutes=5) <= run_at <= timezone.now() + timedelta(minutes=5)
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.run_at - execution.created_at == timedelta(minutes=5)
+
+
+def test_a_delay_inside_a_long_transaction_counts_from_the_invoke():
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_sleep(0.2)")  # the transaction started earlier
+        handle = invoke("echo", {}, delay=60)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT now()")
+            (began,) = cursor.fetchone()
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.run_at - execution.created_at == timedelta(seconds=60)
+    assert execution.created_at >= began + timedelta(seconds=0.2)
 
 
 def test_invoke_many_inserts_all_in_order_with_one_statement(django_assert_num_queries):

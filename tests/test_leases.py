@@ -6,7 +6,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 
 from django_conductor import invoke
 from django_conductor import sql as statements
@@ -66,9 +65,11 @@ def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker)
                 "names": ["late"],
                 "kinds": ["step"],
                 "results": ["1"],
-                "started_ats": [timezone.now()],
-                "finished_ats": [timezone.now()],
+                "errors": [""],
+                "started_agos": [0.0],
+                "finished_agos": [0.0],
                 "wake_ats": [None],
+                "wake_ins": [None],
             },
         )
         assert step.fetchall() == []
@@ -79,6 +80,7 @@ def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker)
                 "claims": [stale_claims],
                 "statuses": ["failed"],
                 "run_ats": [None],
+                "run_ins": [None],
                 "results": [None],
                 "errors": ["late failure"],
                 "tracebacks": [""],

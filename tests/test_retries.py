@@ -1,25 +1,26 @@
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
+from django.db.models.functions import Now
 
 from django_conductor import invoke, retry
 from django_conductor.definition import retry_delay
 from django_conductor.models import Execution, FailedExecution, Step
+from tests.conftest import database_now
 from tests.testapp.models import SideEffect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def make_ready(execution_id):
-    Execution.objects.filter(pk=execution_id).update(run_at=timezone.now())
+    Execution.objects.filter(pk=execution_id).update(run_at=Now())
 
 
 def test_failed_attempts_are_retried_after_15_then_30_seconds(run_worker):
     handle = invoke("always-fails", {})
     expected = []
     for delay in (15, 30):
-        before = timezone.now()
+        before = database_now()
         run_worker()
         execution = Execution.objects.get(pk=handle.id)
         assert execution.status == "pending"

@@ -313,3 +313,48 @@ def test_database_restart_uses_up_no_attempt(worker_process):
 
     execution = Execution.objects.get(pk=second.id)
     assert execution.attempts == 1, (execution.error, proc.output)
+
+
+def test_a_worker_logs_the_tasks_it_serves(worker_process):
+    proc = worker_process("--burst")
+    code, _ = finish(proc)
+    assert code == 0, proc.output
+    (tasks,) = [line for line in proc.output.splitlines() if "Tasks: " in line]
+    assert "echo [default]" in tasks
+    assert "No tasks are registered" not in proc.output
+
+
+def test_a_worker_with_no_tasks_warns_naming_where_it_looked(worker_process):
+    proc = worker_process("--burst", env={"DJANGO_SETTINGS_MODULE": "tests.settings_without_tasks"})
+    code, _ = finish(proc)
+    assert code == 0, proc.output
+    (warning,) = [line for line in proc.output.splitlines() if "No tasks are registered" in line]
+    assert "WARNING" in warning
+    assert "imported the 'tasks' module of every installed app (django_conductor)" in warning
+
+
+@pytest.fixture
+def unmigrated_database(transactional_db):
+    """An empty database on the test server, as a project has before ``migrate``."""
+    name = f"conductor_unmigrated_{os.getpid()}"
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with connection._nodb_cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_worker_before_migrate_says_to_run_migrate_in_one_line(
+    worker_process, unmigrated_database
+):
+    proc = worker_process("--burst", env={"CONDUCTOR_DATABASE_NAME": unmigrated_database})
+    code, _ = finish(proc)
+    assert code == 1, proc.output
+    assert "Traceback" not in proc.output
+    assert proc.output.strip().splitlines() == [
+        f"CommandError: django_conductor's tables do not exist in database "
+        f"'{unmigrated_database}' (django_conductor_execution, django_conductor_step, "
+        "django_conductor_failedexecution, django_conductor_workerheartbeat): "
+        "run `python manage.py migrate`."
+    ]

@@ -139,12 +139,47 @@ def twenty_steps(event, ctx):
     return sum(ctx.step(f"step-{n}", work, n) for n in range(1, 21))
 
 
-@task(name="step-in-atomic", max_attempts=1)
-def step_in_atomic(event, ctx):
+@task(name="ctx-in-atomic", max_attempts=3, retry_delays=[0])
+def ctx_in_atomic(event, ctx):
+    """Makes one ctx call inside transaction.atomic(), after a query in the block or not."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    calls = {
+        "step": lambda: ctx.step("inside", effect, "inside"),
+        "sleep": lambda: ctx.sleep("inside", 0),
+        "sleep_until": lambda: ctx.sleep_until("inside", timezone.now()),
+        "invoke": lambda: ctx.invoke("inside", "record", "child"),
+        "checkpoint": ctx.checkpoint,
+    }
+    with transaction.atomic():
+        if event.payload["query_first"]:
+            SideEffect.objects.exists()
+        calls[event.payload["call"]]()
+    effect("after-atomic")
+
+
+@task(name="atomic-inside-step")
+def atomic_inside_step(event, ctx):
+    """The right way round: the step's function opens the atomic block."""
     from django.db import transaction
 
-    with transaction.atomic():
-        ctx.step("inside", effect, "inside")
+    def save():
+        with transaction.atomic():
+            return effect("saved")
+
+    return ctx.step("save", save)
+
+
+@task(name="raising-step", max_attempts=1)
+def raising_step(event, ctx):
+    def charge():
+        effect("charge-try")
+        if not flag_set("card-fixed"):
+            raise RuntimeError("card declined")
+        return "charged"
+
+    return ctx.step("charge", charge)
 
 
 @task(name="slow-steps")

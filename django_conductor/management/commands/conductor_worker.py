@@ -7,8 +7,9 @@ import logging
 import sys
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from django_conductor.exceptions import TablesMissing
 from django_conductor.worker import Worker
 
 VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -63,12 +64,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self._configure_logging(options["verbosity"])
-        Worker(
+        worker = Worker(
             queues=options["queues"],
             concurrency=options["concurrency"],
             worker_id=options["worker_id"],
             burst=options["burst"],
-        ).run()
+        )
+        try:
+            worker.run()
+        except TablesMissing as exc:
+            raise CommandError(str(exc)) from None
 
     def _configure_logging(self, verbosity: int) -> None:
         level = VERBOSITY_LEVELS.get(verbosity, logging.DEBUG)
