@@ -19,13 +19,15 @@ from . import timeline
 from .admin_actions import CANCEL, RETRY, RUN_NOW, can_change, cancellable, retryable, runnable_now
 from .admin_base import ReadOnlyAdmin
 from .admin_display import (
+    attempts_used,
+    error_block,
     execution_duration,
     first_line,
     humanize_duration,
     plain_badge,
-    precise,
     pretty_json,
     status_badge,
+    status_note,
     when,
 )
 from .admin_lists import (
@@ -41,6 +43,24 @@ from .models import Execution, FailedExecution, WorkerHeartbeat
 
 #: Children listed on an execution's page; the rest are one click away in the list.
 CHILD_LIMIT = 50
+#: The event name of a plain ``invoke``, which says nothing on an execution's page.
+INVOKE_EVENT = "conductor.invoke"
+
+
+def without(fieldsets: Any, hidden: set[str]) -> list[Any]:
+    """``fieldsets`` with the ``hidden`` fields left out, rows of fields included."""
+    result = []
+    for name, options in fieldsets:
+        fields = []
+        for field in options["fields"]:
+            if isinstance(field, tuple):
+                row = tuple(f for f in field if f not in hidden)
+                if row:
+                    fields.append(row)
+            elif field not in hidden:
+                fields.append(field)
+        result.append((name, {**options, "fields": fields}))
+    return result
 
 
 @admin.register(Execution)
@@ -49,8 +69,8 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
         "id",
         "task_name",
         "queue",
-        "status_display",
-        "attempts_display",
+        "status_column",
+        "attempts_column",
         "priority",
         "created",
         "run_at_display",
@@ -79,7 +99,8 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
                 "fields": (
                     ("status_display", "attempts_display"),
                     ("task_name", "queue", "priority"),
-                    ("event_name", "dedupe_key", "superseded"),
+                    ("event_name", "dedupe_key"),
+                    "superseded_display",
                     ("parent_display", "parent_step"),
                     "error_display",
                 )
@@ -89,15 +110,24 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
             "Times",
             {
                 "fields": (
-                    ("created_precise", "run_at_precise"),
-                    ("started_precise", "finished_precise"),
-                    ("duration", "claims", "cancel_requested_precise"),
+                    ("created", "run_at_display"),
+                    ("started", "finished"),
+                    ("duration", "claims", "cancel_requested"),
                 )
             },
         ),
         ("Worker", {"fields": (("lease_owner", "lease_display"), "worker_display")}),
         ("Payload and result", {"fields": ("payload_display", "result_display")}),
     )
+
+    def get_fieldsets(self, request: HttpRequest, obj: Execution | None = None) -> Any:
+        """Leave out what says nothing here: a plain invoke's event, superseded when not."""
+        hidden = set()
+        if obj is None or obj.event_name == INVOKE_EVENT:
+            hidden.add("event_name")
+        if obj is None or not obj.superseded:
+            hidden.add("superseded_display")
+        return without(self.fieldsets, hidden)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Execution], search_term: str
@@ -109,12 +139,40 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
     # -- columns and fields ------------------------------------------------------------
 
     @admin.display(description="status")
-    def status_display(self, obj: Execution) -> SafeString:
+    def status_column(self, obj: Execution) -> SafeString:
         return status_badge(obj)
+
+    @admin.display(description="status")
+    def status_display(self, obj: Execution) -> SafeString:
+        note = status_note(obj)
+        return format_html("{} {}", status_badge(obj), note) if note else status_badge(obj)
+
+    @admin.display(description="attempts")
+    def attempts_column(self, obj: Execution) -> SafeString:
+        return format_html(
+            '<span title="{}">{}/{}</span>', attempts_used(obj), obj.attempts, obj.max_attempts
+        )
 
     @admin.display(description="attempts")
     def attempts_display(self, obj: Execution) -> str:
-        return f"{obj.attempts}/{obj.max_attempts}"
+        return attempts_used(obj)
+
+    @admin.display(description="superseded")
+    def superseded_display(self, obj: Execution) -> str:
+        newer = (
+            Execution.objects.filter(
+                task_name=obj.task_name, queue=obj.queue, dedupe_key=obj.dedupe_key, pk__gt=obj.pk
+            )
+            .order_by("id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        by = format_html(' (<a href="{}">#{}</a>)', execution_url(newer), newer) if newer else ""
+        return format_html(
+            "Yes: a later invoke with the same dedupe key started a new execution{} while "
+            "this one was live. This one still runs to its end, but the key is no longer its.",
+            by,
+        )
 
     @admin.display(description="created")
     def created(self, obj: Execution) -> str:
@@ -124,25 +182,17 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
     def run_at_display(self, obj: Execution) -> str:
         return when(obj.run_at)
 
-    @admin.display(description="created")
-    def created_precise(self, obj: Execution) -> str:
-        return precise(obj.created_at)
-
-    @admin.display(description="run at")
-    def run_at_precise(self, obj: Execution) -> str:
-        return precise(obj.run_at)
-
     @admin.display(description="started")
-    def started_precise(self, obj: Execution) -> str:
-        return precise(obj.started_at)
+    def started(self, obj: Execution) -> str:
+        return when(obj.started_at)
 
     @admin.display(description="finished")
-    def finished_precise(self, obj: Execution) -> str:
-        return precise(obj.finished_at)
+    def finished(self, obj: Execution) -> str:
+        return when(obj.finished_at)
 
     @admin.display(description="cancel requested")
-    def cancel_requested_precise(self, obj: Execution) -> str:
-        return precise(obj.cancel_requested_at)
+    def cancel_requested(self, obj: Execution) -> str:
+        return when(obj.cancel_requested_at)
 
     @admin.display(description="duration")
     def duration(self, obj: Execution) -> str:
@@ -160,9 +210,9 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
             return "—"
         if obj.lease_expires_at < timezone.now():
             return format_html(
-                "{} {}", precise(obj.lease_expires_at), plain_badge("failed", "expired")
+                "{} {}", when(obj.lease_expires_at), plain_badge("failed", "expired")
             )
-        return precise(obj.lease_expires_at)
+        return when(obj.lease_expires_at)
 
     @admin.display(description="worker")
     def worker_display(self, obj: Execution) -> str:
@@ -184,7 +234,7 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
 
     @admin.display(description="error")
     def error_display(self, obj: Execution) -> SafeString | str:
-        return format_html('<pre class="cd-error-text">{}</pre>', obj.error) if obj.error else "—"
+        return error_block(obj)
 
     # -- the page of one execution -----------------------------------------------------
 
@@ -234,26 +284,26 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
         description="Retry now: run the selected pending executions without waiting",
     )
     def run_now_selected(self, request: HttpRequest, queryset: QuerySet[Execution]) -> None:
-        RUN_NOW.report(self, request, RUN_NOW.run(queryset.values_list("id", flat=True)))
+        RUN_NOW.apply(self, request, queryset.values_list("id", flat=True))
 
 
 @admin.register(FailedExecution)
 class FailedExecutionAdmin(ReadOnlyAdmin):
     list_display = (
-        "failed_at",
+        "failed",
         "execution_display",
         "task_name",
         "error_line",
         "attempts",
-        "retried_at",
+        "retried",
         "now_display",
     )
-    list_display_links = ("failed_at",)
+    list_display_links = ("failed",)
     list_filter = (TaskFilter, RetriedFilter, ("failed_at", admin.DateFieldListFilter))
     search_fields = ("=execution__id", "=task_name", "error")
     search_help_text = "An execution id, a task name, or words from the error."
     list_select_related = ("execution",)
-    sortable_by = ("failed_at",)
+    sortable_by = ("failed",)
     actions = ("retry_selected",)
     fieldsets = (
         (
@@ -262,7 +312,7 @@ class FailedExecutionAdmin(ReadOnlyAdmin):
                 "fields": (
                     ("execution_display", "now_display"),
                     ("task_name", "attempts"),
-                    ("failed_at", "retried_at"),
+                    ("failed", "retried"),
                     "error_display",
                     "traceback_display",
                 )
@@ -281,6 +331,14 @@ class FailedExecutionAdmin(ReadOnlyAdmin):
         if execution_id is not None:
             matches = matches | queryset.filter(execution_id=execution_id)
         return matches, False
+
+    @admin.display(description="failed", ordering="failed_at")
+    def failed(self, obj: FailedExecution) -> str:
+        return when(obj.failed_at)
+
+    @admin.display(description="retried")
+    def retried(self, obj: FailedExecution) -> str:
+        return when(obj.retried_at)
 
     @admin.display(description="execution")
     def execution_display(self, obj: FailedExecution) -> str:

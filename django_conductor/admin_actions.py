@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -99,6 +100,27 @@ class Operation:
     run: Callable[[Iterable[int]], Report]
     eligible: Callable[[Execution], bool]
     messages: tuple[Message, ...]
+    #: The admin history's change message for each part of the report that changed something.
+    history: tuple[tuple[str, str], ...]
+
+    def apply(self, model_admin: Any, request: HttpRequest, ids: Iterable[int]) -> None:
+        """Run it, leave a trace in the admin's history, and tell the person what it did."""
+        report = self.run(ids)
+        self.record(request, report)
+        self.report(model_admin, request, report)
+
+    def record(self, request: HttpRequest, report: Report) -> None:
+        """One LogEntry per execution changed: its History page and Recent actions show who
+        did what, and when."""
+        for part, message in self.history:
+            ids = getattr(report, part)
+            if ids:
+                LogEntry.objects.log_actions(
+                    cast(int, request.user.pk),  # operations need a logged-in user
+                    Execution.objects.filter(pk__in=ids).only("task_name", "status").order_by("id"),
+                    CHANGE,
+                    change_message=message,
+                )
 
     def report(self, model_admin: Any, request: HttpRequest, report: Report) -> None:
         for part, singular, plural, level in self.messages:
@@ -128,6 +150,7 @@ RETRY = Operation(
             messages.WARNING,
         ),
     ),
+    (("done", "Retried (completed steps kept)"),),
 )
 CANCEL = Operation(
     "cancel",
@@ -153,6 +176,7 @@ CANCEL = Operation(
             messages.WARNING,
         ),
     ),
+    (("done", "Cancelled"), ("asked", "Cancel requested (it stops at its next step)")),
 )
 RUN_NOW = Operation(
     "run now",
@@ -174,6 +198,7 @@ RUN_NOW = Operation(
             messages.WARNING,
         ),
     ),
+    (("done", "Retried now (backoff or delay skipped)"),),
 )
 
 

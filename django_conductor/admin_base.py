@@ -81,8 +81,11 @@ class ReadOnlyAdmin(UncountedListMixin, admin.ModelAdmin):
         """The list actions: a confirmation page first, the change once it says yes."""
         ids = [execution.pk for execution in executions]
         eligible = [execution for execution in executions if operation.eligible(execution)]
-        if request.POST.get("post") == "yes" or not eligible:
-            operation.report(self, request, operation.run(ids) if eligible else Report(skipped=ids))
+        if not eligible:
+            operation.report(self, request, Report(skipped=ids))
+            return None
+        if request.POST.get("post") == "yes":
+            operation.apply(self, request, ids)
             return None
         hidden = [("action", action), *((ACTION_CHECKBOX_NAME, row.pk) for row in selected)]
         return confirmation(

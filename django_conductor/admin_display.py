@@ -16,21 +16,45 @@ from django.utils.safestring import SafeString
 from .models import Execution, Status
 
 
-def when(moment: datetime | None) -> str:
-    """A local time, short when it is today: the admin is read in the middle of an incident."""
-    if moment is None:
-        return "—"
-    local = timezone.localtime(moment)
-    if local.date() == timezone.localdate():
-        return date_format(local, "H:i:s")
-    return date_format(local, "M j, H:i")
-
-
-def precise(moment: datetime | None) -> str:
-    """Date, time to the second and zone, for one execution's page."""
-    if moment is None:
-        return "—"
+def exact(moment: datetime) -> str:
+    """Date, time to the second and zone: what every time in the admin shows on hover."""
     return date_format(timezone.localtime(moment), "Y-m-d H:i:s T")
+
+
+def relative(moment: datetime, now: datetime | None = None) -> str:
+    """``3 min 5 s ago``, ``20 min ago``, ``in 20 h``: during an incident, how long ago matters
+    more than when. Two units while the first is under ten, one after."""
+    seconds = (moment - (now or timezone.now())).total_seconds()
+    size = abs(seconds)
+    if size < 1:
+        return "just now"
+    span = f"{int(size)} s" if size < 10 else humanize_duration(timedelta(seconds=size))
+    number, unit, *_ = span.split()
+    if int(number) >= 10:  # "20 min ago": the seconds on top say nothing more at a glance
+        span = f"{number} {unit}"
+    return f"{span} ago" if seconds < 0 else f"in {span}"
+
+
+def when(moment: datetime | None, now: datetime | None = None) -> SafeString | str:
+    """Every time in the admin, in one format: relative to now, the exact one on hover."""
+    if moment is None:
+        return "—"
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>',
+        moment.isoformat(),
+        exact(moment),
+        relative(moment, now),
+    )
+
+
+def offset(moment: datetime, start: datetime) -> SafeString:
+    """A time within one execution, counted from its invoke (``+1.7 s``), exact on hover."""
+    return format_html(
+        '<time datetime="{}" title="{}">+{}</time>',
+        moment.isoformat(),
+        exact(moment),
+        humanize_duration(moment - start),
+    )
 
 
 def humanize_duration(delta: timedelta | None) -> str:
@@ -55,28 +79,77 @@ def humanize_duration(delta: timedelta | None) -> str:
     return " ".join(parts)
 
 
+def _waits_for_run_at(execution: Execution, now: datetime) -> bool:
+    return execution.status == Status.SLEEPING or (
+        execution.status == Status.PENDING
+        and execution.run_at is not None
+        and execution.run_at > now
+    )
+
+
 def status_label(execution: Execution, now: datetime | None = None) -> str:
-    """The words on the badge: a parked execution says what it waits for."""
+    """The words on the badge, short enough for a list column; the time is in ``run at``."""
     now = now or timezone.now()
     status = execution.status
-    if status == Status.SLEEPING:
-        return f"sleeping until {when(execution.run_at)}"
     if status == Status.WAITING:
         return "waiting on child"
     if status == Status.RUNNING and execution.cancel_requested_at:
         return "cancelling"
-    if status == Status.PENDING and execution.run_at and execution.run_at > now:
-        reason = "retry" if execution.attempts else "due"
-        return f"pending, {reason} at {when(execution.run_at)}"
+    if status == Status.PENDING and _waits_for_run_at(execution, now):
+        return "pending, backoff" if execution.attempts else "pending, delayed"
     return str(status)
 
 
+def status_note(execution: Execution, now: datetime | None = None) -> str:
+    """What a parked or delayed execution waits for, in words: ``wakes in 5 h``."""
+    now = now or timezone.now()
+    if execution.run_at is None or not _waits_for_run_at(execution, now):
+        return ""
+    if execution.status == Status.SLEEPING:
+        verb = "wakes"
+    else:
+        verb = "retries" if execution.attempts else "due"
+    return f"{verb} {relative(execution.run_at, now)}"
+
+
 def status_badge(execution: Execution, now: datetime | None = None) -> SafeString:
+    note = status_note(execution, now)
+    title = Status(execution.status).label
+    if note and execution.run_at is not None:
+        title = f"{title}, {note.split()[0]} {exact(execution.run_at)}"
     return format_html(
         '<span class="cd-badge cd-{}" title="{}">{}</span>',
         execution.status,
-        Status(execution.status).label,
+        title,
         status_label(execution, now),
+    )
+
+
+def attempts_used(execution: Execution) -> str:
+    """``0 of 3 used``, and why an execution that ran may have used none."""
+    text = f"{execution.attempts} of {execution.max_attempts} used"
+    runs = execution.claims
+    if runs > execution.attempts:
+        plural = "run" if runs == 1 else "runs"
+        text += (
+            f" ({runs} {plural} so far: parked runs, for a sleep, a child or a shutdown, "
+            "do not use attempts, and a retry starts a fresh budget)"
+        )
+    return text
+
+
+def error_block(execution: Execution) -> SafeString | str:
+    """The error, in red while it is why the execution ended; folded away once it is only
+    an earlier attempt's, which a later run got past."""
+    if not execution.error:
+        return "—"
+    if execution.status in (Status.FAILED, Status.CANCELLED):
+        return format_html('<pre class="cd-error-text">{}</pre>', execution.error)
+    return format_html(
+        '<details class="cd-more cd-earlier"><summary>From an earlier attempt, retried since: '
+        '{}</summary><pre class="cd-earlier-text">{}</pre></details>',
+        first_line(execution.error),
+        execution.error,
     )
 
 

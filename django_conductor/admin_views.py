@@ -76,7 +76,7 @@ class ExecutionViews:
             return refused(request, self.admin_site, operation.verb)
         back = execution_url(execution.pk)
         if request.method == "POST" and request.POST.get("post") == "yes":
-            operation.report(self, request, operation.run([execution.pk]))
+            operation.apply(self, request, [execution.pk])
             return redirect(back)
         if not operation.eligible(execution):
             operation.report(self, request, Report(skipped=[execution.pk]))
@@ -97,7 +97,7 @@ class ExecutionViews:
         execution = self.operable(request, object_id)
         if not can_change(request):
             return refused(request, self.admin_site, RUN_NOW.verb)
-        RUN_NOW.report(self, request, RUN_NOW.run([execution.pk]))
+        RUN_NOW.apply(self, request, [execution.pk])
         return redirect(execution_url(execution.pk))
 
     # -- overview ----------------------------------------------------------------------

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.utils import timezone
+from django.utils.safestring import SafeString
 
-from .admin_display import humanize_duration, when
+from .admin_display import first_line, humanize_duration, offset, relative, when
 from .models import Execution, Step, StepKind
 
 #: A bar never gets thinner than this (percent of the axis), so instant steps stay visible.
@@ -24,10 +25,23 @@ class Bar:
     css: str
     label: str
     step: Step | None = None
+    at: SafeString | str = ""
 
     @property
     def right(self) -> float:
         return self.left + self.width
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.step and self.step.error)
+
+    @property
+    def title(self) -> str:
+        """The bar's tooltip: what the step did, and for one that raised, its error."""
+        if self.step is None:
+            return self.label
+        text = f"{self.step.name}: {self.label}"
+        return f"{text}: {first_line(self.step.error)}" if self.failed else text
 
 
 @dataclass(frozen=True)
@@ -65,7 +79,8 @@ def build(execution: Execution, steps: list[Step], *, truncated: bool = False) -
     bars = []
     for step, (begin, finish) in zip(steps, spans, strict=True):
         left, width = place(begin, finish)
-        bars.append(Bar(left, width, _css(step, now), _label(step, begin, finish, now), step))
+        label = _label(step, begin, finish, now)
+        bars.append(Bar(left, width, _css(step, now), label, step, offset(begin, start)))
     ticks = [
         (fraction * 100, _tick(start, total, fraction)) for fraction in (0, 0.25, 0.5, 0.75, 1)
     ]
@@ -100,19 +115,19 @@ def _label(step: Step, begin: datetime, finish: datetime, now: datetime) -> str:
     took = humanize_duration(finish - begin)
     if step.kind == StepKind.SLEEP:
         if finish > now:
-            return f"sleeping until {when(finish)} ({humanize_duration(finish - now)} left)"
+            return f"sleeping, wakes {relative(finish, now)}"
         return f"slept {took}"
     if step.kind == StepKind.INVOKE:
         child = f"child #{step.child_id}" if step.child_id else "child"
         if step.finished_at is None:
             return f"waiting on {child} for {took}"
         return f"{child} failed after {took}" if step.error else f"waited {took} on {child}"
-    if step.finished_at is None:
-        return f"started {took} ago, not recorded yet"
-    return f"failed after {took}" if step.error else took
+    if step.error:
+        return f"failed after {took}"
+    return took if step.finished_at else f"started {took} ago, not recorded yet"
 
 
-def _tick(start: datetime, total: float, fraction: float) -> str:
+def _tick(start: datetime, total: float, fraction: float) -> SafeString | str:
     if fraction == 0:
         return when(start)
     return "+" + humanize_duration(timedelta(seconds=total * fraction))

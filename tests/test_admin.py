@@ -5,6 +5,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test import Client
@@ -13,7 +14,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from django_conductor import overview, run_now
-from django_conductor.admin_display import humanize_duration
+from django_conductor.admin_display import humanize_duration, relative, when
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
 from django_conductor.notify import connect_listener
 from django_conductor.sql import READY_CHANNEL
@@ -86,9 +87,10 @@ def test_execution_list_shows_a_coloured_badge_for_every_state(admin_client, exe
     for status in ("pending", "running", "completed", "failed", "cancelled"):
         assert f'class="cd-badge cd-{status}"' in page
         assert f">{status}</span>" in page
-    assert re.search(r'cd-badge cd-sleeping"[^>]*>sleeping until \d\d:\d\d:\d\d<', page) or (
-        "sleeping until" in page
+    assert re.search(
+        r'class="cd-badge cd-sleeping" title="Sleeping, wakes [\d-]+ [\d:]+ UTC">', page
     )
+    assert ">sleeping</span>" in page  # short in the list: the run at column says when
     assert 'class="cd-badge cd-waiting" title="Waiting on child">waiting on child<' in page
 
 
@@ -98,8 +100,12 @@ def test_a_running_execution_asked_to_cancel_shows_cancelling(admin_client, exec
 
 
 def test_a_pending_execution_in_backoff_shows_when_it_retries(admin_client, execution_factory):
-    execution_factory(status="pending", attempts=1, run_at=later(minutes=5))
-    assert "pending, retry at" in html(admin_client.get(url(LIST)))
+    backoff = execution_factory(status="pending", attempts=1, run_at=later(minutes=5))
+    page = html(admin_client.get(url(LIST)))
+    assert ">pending, backoff</span>" in page
+    assert re.search(r">in [45] min( \d+ s)?</time>", page)  # the run at column
+    detail = html(admin_client.get(url("execution_change", backoff.pk)))
+    assert re.search(r"pending, backoff</span> retries in [45] min", detail)
 
 
 def test_execution_list_shows_attempts_priority_times_and_duration(admin_client, execution_factory):
@@ -370,6 +376,83 @@ def test_execution_page_shows_its_error_and_traceback(admin_client, failed):
     assert "after 3 attempts" in page and "not retried yet" in page
 
 
+def test_a_step_that_raised_is_drawn_red_with_its_error(
+    admin_client, execution_factory, step_factory
+):
+    start = ago(minutes=10)
+    execution = execution_factory(status="pending", attempts=1, started_at=start)
+    step_factory(execution=execution, name="reserve", started_at=start, finished_at=start)
+    step_factory(
+        execution=execution,
+        name="charge",
+        error="ValueError: card declined",
+        result=None,
+        started_at=start + timedelta(seconds=1),
+        finished_at=start + timedelta(seconds=3),
+    )
+    page = html(admin_client.get(url("execution_change", execution.pk)))
+    row = page.split('<tr class="cd-row-failed">')[1].split("</tr>")[0]
+    assert ">charge<" in row and "failed after 2.0 s" in row
+    assert 'class="cd-work cd-error"' in row  # the red bar
+    assert "<title>charge: failed after 2.0 s: ValueError: card declined</title>" in row
+    assert '<span class="cd-badge cd-failed">failed</span>' in row
+    assert ">ValueError: card declined</span>" in row  # the error, in the steps table
+    assert page.count('class="cd-row-failed"') == 1  # the step that worked is not red
+
+
+def test_execution_page_hides_event_name_and_superseded_when_they_say_nothing(
+    admin_client, execution_factory
+):
+    plain = execution_factory(status="completed")
+    page = html(admin_client.get(url("execution_change", plain.pk)))
+    assert "conductor.invoke" not in page and "field-event_name" not in page
+    assert "Superseded" not in page and "icon-no.svg" not in page
+
+
+def test_execution_page_says_in_words_what_superseded_means(admin_client, execution_factory):
+    old = execution_factory(
+        status="running", dedupe_key="order-7", superseded=True, event_name="order.paid"
+    )
+    new = execution_factory(status="pending", dedupe_key="order-7")
+    page = html(admin_client.get(url("execution_change", old.pk)))
+    assert "Yes: a later invoke with the same dedupe key started a new execution" in page
+    assert f'(<a href="{url("execution_change", new.pk)}">#{new.pk}</a>)' in page
+    assert "This one still runs to its end" in page
+    assert "icon-yes.svg" not in page
+    assert "order.paid" in page  # an event's name is worth showing
+
+
+def test_execution_page_explains_attempts_a_parked_run_did_not_use(admin_client, execution_factory):
+    sleeper = execution_factory(
+        status="sleeping", attempts=0, max_attempts=3, claims=1, run_at=later(hours=1)
+    )
+    page = html(admin_client.get(url("execution_change", sleeper.pk)))
+    assert "0 of 3 used (1 run so far: parked runs, for a sleep, a child or a shutdown, " in page
+    assert "do not use attempts" in page
+    assert ">0/3<" not in page
+    assert re.search(r"sleeping</span> wakes in (59 min|1 h)", page)
+    fresh = execution_factory(status="running", attempts=1, max_attempts=3, claims=1)
+    page = html(admin_client.get(url("execution_change", fresh.pk)))
+    assert "1 of 3 used" in page and "parked runs" not in page
+
+
+def test_a_completed_execution_folds_away_an_earlier_retried_failure(
+    admin_client, failed_execution_factory
+):
+    failure = failed_execution_factory(
+        execution__status="completed",
+        execution__error="ValueError: boom",
+        retried_at=ago(minutes=1),
+    )
+    page = html(admin_client.get(url("execution_change", failure.execution_id)))
+    assert "From an earlier attempt, retried since: ValueError: boom" in page
+    assert "Earlier failure, retried" in page
+    assert 'class="cd-error-text"' not in page and 'class="cd-traceback"' not in page
+    failures = page.split('id="failures"')[1].split('id="steps"')[0]
+    assert " open" not in failures  # collapsed
+    assert "Traceback (most recent call last):" in failures  # one click away
+
+
 # -- failed executions -------------------------------------------------------------------
 
 
@@ -549,6 +632,72 @@ def test_run_now_wakes_idle_workers_of_its_queue(execution_factory):
         listener.close()
     assert [n.payload for n in notes] == ["emails"]
     assert run_now(delayed.pk) is False  # already due
+
+
+# -- the admin's history -------------------------------------------------------------------
+
+
+def history(execution_id):
+    return list(
+        LogEntry.objects.filter(object_id=str(execution_id)).values_list(
+            "action_flag", "change_message", "user__username", "content_type__model"
+        )
+    )
+
+
+def test_retry_cancel_and_run_now_leave_one_history_entry_per_execution(
+    admin_client, admin_user, failed, execution_factory
+):
+    other = execution_factory(status="failed")
+    done = execution_factory(status="completed")
+    parked = execution_factory(status="sleeping", run_at=later(hours=1))
+    running = execution_factory(status="running", lease_owner="w1")
+    delayed = execution_factory(status="pending", run_at=later(hours=1))
+    post_action(admin_client, "retry_selected", [failed.execution_id, other.pk, done.pk])
+    post_action(admin_client, "cancel_selected", [parked.pk, running.pk])
+    post_action(admin_client, "run_now_selected", [delayed.pk])
+    retried = (CHANGE, "Retried (completed steps kept)", admin_user.username, "execution")
+    assert history(failed.execution_id) == history(other.pk) == [retried]
+    assert history(done.pk) == []  # skipped: nothing changed, nothing recorded
+    assert [h[1] for h in history(parked.pk)] == ["Cancelled"]
+    assert [h[1] for h in history(running.pk)] == ["Cancel requested (it stops at its next step)"]
+    assert [h[1] for h in history(delayed.pk)] == ["Retried now (backoff or delay skipped)"]
+
+
+def test_buttons_and_the_failure_list_record_history_too(
+    admin_client, failed, failed_execution_factory, execution_factory
+):
+    admin_client.post(url("execution_retry", failed.execution_id), {"post": "yes"})
+    pending = execution_factory(status="pending", run_at=later(hours=1))
+    admin_client.post(url("execution_run_now", pending.pk))
+    admin_client.post(url("execution_cancel", pending.pk), {"post": "yes"})
+    other = failed_execution_factory()
+    post_action(admin_client, "retry_selected", [other.pk], FAILURES)
+    assert [h[1] for h in history(failed.execution_id)] == ["Retried (completed steps kept)"]
+    assert sorted(h[1] for h in history(pending.pk)) == [
+        "Cancelled",
+        "Retried now (backoff or delay skipped)",
+    ]
+    assert history(other.execution_id)[0][3] == "execution"  # logged on the execution
+
+
+def test_history_page_and_recent_actions_show_who_did_what(admin_client, admin_user, failed):
+    post_action(admin_client, "retry_selected", [failed.execution_id])
+    detail = html(admin_client.get(url("execution_change", failed.execution_id)))
+    assert f'href="{url("execution_history", failed.execution_id)}"' in detail
+    page = html(admin_client.get(url("execution_history", failed.execution_id)))
+    assert "Retried (completed steps kept)" in page and admin_user.username in page
+    index = html(admin_client.get(reverse("admin:index")))
+    assert f'href="{url("execution_change", failed.execution_id)}"' in index.split("Recent")[1]
+
+
+def test_viewer_sees_the_history_but_no_button_on_it(client, admin_client, failed):
+    post_action(admin_client, "retry_selected", [failed.execution_id])
+    viewer(client)
+    page = html(client.get(url("execution_history", failed.execution_id)))
+    assert "Retried (completed steps kept)" in page
+    assert url("execution_retry", failed.execution_id) not in page
+    assert url("execution_cancel", failed.execution_id) not in page
 
 
 # -- permissions -------------------------------------------------------------------------
@@ -750,3 +899,32 @@ def test_durations_read_in_two_units_at_most():
     assert humanize_duration(timedelta(hours=2, minutes=10, seconds=9)) == "2 h 10 min"
     assert humanize_duration(timedelta(days=1, hours=3, minutes=1)) == "1 d 3 h"
     assert humanize_duration(timedelta(hours=1)) == "1 h"
+
+
+def test_times_read_relative_in_two_units_then_one():
+    now = timezone.now()
+    assert relative(now - timedelta(seconds=0.4), now) == "just now"
+    assert relative(now - timedelta(seconds=7.9), now) == "7 s ago"
+    assert relative(now - timedelta(seconds=185), now) == "3 min 5 s ago"
+    assert relative(now - timedelta(minutes=20, seconds=6), now) == "20 min ago"
+    assert relative(now + timedelta(hours=4, minutes=59, seconds=30), now) == "in 4 h 59 min"
+    assert relative(now + timedelta(hours=20, minutes=37), now) == "in 20 h"
+
+
+def test_every_time_shows_the_exact_one_on_hover():
+    moment = timezone.now().replace(year=2025, month=3, day=4, hour=5, minute=6, second=7)
+    text = when(moment, now=moment + timedelta(minutes=3))
+    assert text == (
+        f'<time datetime="{moment.isoformat()}" title="2025-03-04 05:06:07 UTC">3 min ago</time>'
+    )
+    assert when(None) == "—"
+
+
+def test_the_lists_and_the_detail_share_one_date_format(admin_client, failed):
+    moment = ago(days=3)
+    Execution.objects.filter(pk=failed.execution_id).update(created_at=moment)
+    FailedExecution.objects.filter(pk=failed.pk).update(failed_at=moment)
+    shown = f'<time datetime="{moment.isoformat()}" title="{moment:%Y-%m-%d %H:%M:%S} UTC">3 d ago'
+    assert shown in html(admin_client.get(url(LIST)))
+    assert shown in html(admin_client.get(url(FAILURES)))
+    assert shown in html(admin_client.get(url("execution_change", failed.execution_id)))

@@ -20,7 +20,7 @@ def status_badge(execution: Execution) -> SafeString:
 
 
 @register.filter
-def short_time(moment: datetime | None) -> str:
+def when(moment: datetime | None) -> SafeString | str:
     return admin_display.when(moment)
 
 
