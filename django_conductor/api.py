@@ -126,6 +126,7 @@ def invoke(task_name: str, payload: Any = None, **options: Any) -> ExecutionHand
     return registry.get(task_name).invoke(payload, **options)
 
 
+@tables_required()
 def retry(execution_id: int) -> bool:
     """Put a failed (or cancelled) execution back to pending with a fresh attempt budget.
 
@@ -188,6 +189,7 @@ def retry(execution_id: int) -> bool:
     return True
 
 
+@tables_required()
 def run_now(execution_id: int) -> bool:
     """Make a pending execution that waits out a retry backoff or a delay due at once.
 
@@ -211,6 +213,7 @@ def _retry_child(child_id: int) -> None:
         retry(child_id)
 
 
+@tables_required()
 def cancel(execution_id: int, reason: str = "Cancelled by user") -> bool:
     """Cancel an execution and its unfinished children.
 

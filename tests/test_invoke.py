@@ -18,6 +18,8 @@ from django_conductor import (
     UnknownTask,
     cancel,
     invoke,
+    retry,
+    run_now,
 )
 from django_conductor.models import Execution
 from django_conductor.registry import registry
@@ -134,12 +136,22 @@ class RolledBack(Exception):
     """Undoes a test's change to the schema."""
 
 
-def test_invoke_before_migrate_says_to_run_migrate():
+BEFORE_MIGRATE = {
+    "invoke": lambda: invoke("echo", {}),
+    "status": lambda: ExecutionHandle(1).status(),
+    "cancel": lambda: cancel(1),
+    "retry": lambda: retry(1),
+    "run_now": lambda: run_now(1),
+}
+
+
+@pytest.mark.parametrize("call", sorted(BEFORE_MIGRATE))
+def test_calls_before_migrate_say_to_run_migrate(call):
     with pytest.raises(RolledBack), transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("ALTER TABLE django_conductor_execution RENAME TO conductor_hidden")
         with pytest.raises(TablesMissing, match=r"run `python manage.py migrate`"):
-            invoke("echo", {})
+            BEFORE_MIGRATE[call]()
         raise RolledBack  # the rename goes with the transaction
     assert invoke("echo", {}).status() == "pending"
 
