@@ -305,8 +305,8 @@ class Context:
         """Durable records commit on connections of their own (the worker's step writer, or
         this execution's own in autocommit), never inside the handler's transaction: a
         call there would commit while the block around it could still roll back."""
-        in_atomic = connection.in_atomic_block
-        if in_atomic or self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        idle = self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if connection.in_atomic_block or not idle:
             what = f"ctx.{call}({name!r})" if name is not None else f"ctx.{call}()"
             raise TransactionNotAllowed(
                 f"{what} was called inside a transaction (transaction.atomic()), and nothing "

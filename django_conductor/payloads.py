@@ -30,15 +30,11 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
-def describe(error: BaseException) -> str:
-    return str(error).strip() or type(error).__name__
-
-
 def explain(value: Any, exc: Exception, root: str) -> str:
     """What JSON refused, where, and what to pass instead."""
     found = _unstorable(value, root, set())
     if found is None:  # e.g. nesting too deep: JSON's own words are the best we have
-        return f"{describe(exc)}. Pass only str, int, float, bool, None, lists and dicts."
+        return f"{exc}. Pass only str, int, float, bool, None, lists and dicts."
     where, bad = found
     return f"{where} is {_kind(bad)}, which JSON cannot hold: {_remedy(bad)}."
 
