@@ -4,9 +4,12 @@ and see it complete. Headless Chromium from the system package, driven by Playwr
 import os
 import threading
 from datetime import timedelta
+from urllib.parse import urlparse
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.contrib.staticfiles import finders
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
@@ -56,6 +59,21 @@ def off_the_event_loop(fn, *args):
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+def serve_static(page):
+    """The test settings install no staticfiles app, so the live server serves no CSS: the
+    browser gets each static file straight from its app's directory instead."""
+
+    def fulfil(route):
+        path = urlparse(route.request.url).path.removeprefix(settings.STATIC_URL)
+        found = finders.find(path)
+        if found:
+            route.fulfill(path=found)
+        else:
+            route.continue_()
+
+    page.route(f"**{settings.STATIC_URL}**", fulfil)
 
 
 def drain_with_a_worker():
@@ -133,3 +151,78 @@ def test_retry_a_failed_execution_in_the_browser_and_see_it_complete(live_server
     status, result, charges = off_the_event_loop(state, failed_order.pk)
     assert (status, result) == ("completed", {"charge": "ch_1"})
     assert charges == 0  # the recorded charge step was replayed, not run again
+
+
+@pytest.fixture
+def busy_lists():
+    """Rows in every state with the widest values the list columns show, and failures."""
+    User.objects.create_superuser("ops", "ops@example.com", "s3cret-pass")
+    now = timezone.now()
+    parent = Execution.objects.create(task_name="process-order", status="waiting", run_at=None)
+    rows = [
+        {"status": "pending", "attempts": 2, "run_at": now + timedelta(hours=4, minutes=59)},
+        {"status": "pending", "run_at": now + timedelta(days=1, hours=23)},
+        {"status": "sleeping", "run_at": now + timedelta(hours=20, minutes=37)},
+        {"status": "running", "started_at": now - timedelta(hours=9), "cancel_requested_at": now},
+        {"status": "completed", "started_at": now - timedelta(minutes=9, seconds=59)},
+        {"status": "failed", "attempts": 10, "max_attempts": 10, "priority": -100},
+    ]
+    for n, row in enumerate(rows * 3):
+        execution = Execution.objects.create(
+            task_name=("welcome-reminder", "orders.tasks.send_confirmation_email")[n % 2],
+            queue="notifications-high",
+            parent=parent,
+            parent_step=f"child-{n}",
+            created_at=now - timedelta(hours=9, minutes=59),
+            finished_at=now if row["status"] in ("completed", "failed") else None,
+            **row,
+        )
+        if row["status"] == "failed":
+            FailedExecution.objects.create(
+                execution=execution,
+                task_name=execution.task_name,
+                error="PaymentGatewayTimeout: the card network did not answer within 10 s "
+                "while charging order 2113 for the second time today",
+                attempts=10,
+                retried_at=now - timedelta(minutes=1) if n % 2 else None,
+            )
+
+
+#: What scrolls sideways on a list page, if anything: the page or the table's box.
+OVERFLOW = """() => {
+    const page = document.scrollingElement;
+    const results = document.querySelector('#changelist .results');
+    return {page: page.scrollWidth - window.innerWidth,
+            table: results.scrollWidth - results.clientWidth};
+}"""
+
+
+def test_lists_fit_a_laptop_screen_without_scrolling_sideways(live_server, busy_lists):
+    lists = ("execution", "failedexecution")
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for width in (1280, 1440):
+                page = browser.new_page(viewport={"width": width, "height": 800})
+                serve_static(page)
+                page.goto(f"{live_server.url}/admin/login/")
+                page.fill("#id_username", "ops")
+                page.fill("#id_password", "s3cret-pass")
+                page.click("input[type=submit]")
+                page.wait_for_url(f"{live_server.url}/admin/")
+                for sidebar in ("true", "false"):  # the navigation sidebar open, then folded
+                    page.evaluate(
+                        f"localStorage.setItem('django.admin.navSidebarIsOpen', '{sidebar}')"
+                    )
+                    for model in lists:
+                        changelist = reverse(f"admin:django_conductor_{model}_changelist")
+                        page.goto(live_server.url + changelist)
+                        where = f"{model} list at {width} px, sidebar open: {sidebar}"
+                        assert page.locator("#changelist-filter").is_visible(), where  # styled
+                        assert page.evaluate(OVERFLOW) == {"page": 0, "table": 0}, where
+                        last = page.locator("#result_list thead th").last
+                        box = last.bounding_box()
+                        assert box and box["x"] + box["width"] <= width, where
+                page.close()
+        finally:
+            browser.close()
