@@ -132,8 +132,8 @@ def attempts_used(execution: Execution) -> str:
     if runs > execution.attempts:
         plural = "run" if runs == 1 else "runs"
         text += (
-            f" ({runs} {plural} so far: parked runs, for a sleep, a child or a shutdown, "
-            "do not use attempts, and a retry starts a fresh budget)"
+            f" — {runs} {plural} so far; runs that parked (for a sleep, a child or a "
+            "shutdown) and runs before a retry do not count"
         )
     return text
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from .admin_display import first_line, humanize_duration, offset, relative, when
@@ -26,6 +27,8 @@ class Bar:
     label: str
     step: Step | None = None
     at: SafeString | str = ""
+    #: For a sleep: when it wakes, or woke.
+    wake: SafeString | str = ""
 
     @property
     def right(self) -> float:
@@ -80,7 +83,8 @@ def build(execution: Execution, steps: list[Step], *, truncated: bool = False) -
     for step, (begin, finish) in zip(steps, spans, strict=True):
         left, width = place(begin, finish)
         label = _label(step, begin, finish, now)
-        bars.append(Bar(left, width, _css(step, now), label, step, offset(begin, start)))
+        at = offset(begin, start)
+        bars.append(Bar(left, width, _css(step, now), label, step, at, _wake(step, now)))
     ticks = [
         (fraction * 100, _tick(start, total, fraction)) for fraction in (0, 0.25, 0.5, 0.75, 1)
     ]
@@ -125,6 +129,12 @@ def _label(step: Step, begin: datetime, finish: datetime, now: datetime) -> str:
     if step.error:
         return f"failed after {took}"
     return took if step.finished_at else f"started {took} ago, not recorded yet"
+
+
+def _wake(step: Step, now: datetime) -> SafeString | str:
+    if step.kind != StepKind.SLEEP or step.wake_at is None:
+        return ""
+    return format_html("{} {}", "wakes" if step.wake_at > now else "woke", when(step.wake_at))
 
 
 def _tick(start: datetime, total: float, fraction: float) -> SafeString | str:

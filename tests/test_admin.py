@@ -324,6 +324,7 @@ def test_execution_page_draws_steps_in_order_on_a_timeline_with_gaps(
     assert page.index(">charge<") < page.index(">wait-a-bit<") < page.index(">make-invoice<")
     assert 'class="cd-work"' in page  # the step's bar
     assert 'class="cd-sleep"' in page and "slept 59 min 57 s" in page  # the sleep as a hatched gap
+    assert re.search(r"woke <time [^>]+>(59 min|1 h) ago</time>", page)  # over, so in the past
     assert 'class="cd-wait cd-open"' in page and f"waiting on child #{child.pk}" in page
     assert 'class="cd-queued"' in page and "queued 30 s" in page
     assert "&quot;id&quot;: &quot;ch_1&quot;" in page  # the step's result
@@ -427,13 +428,12 @@ def test_execution_page_explains_attempts_a_parked_run_did_not_use(admin_client,
         status="sleeping", attempts=0, max_attempts=3, claims=1, run_at=later(hours=1)
     )
     page = html(admin_client.get(url("execution_change", sleeper.pk)))
-    assert "0 of 3 used (1 run so far: parked runs, for a sleep, a child or a shutdown, " in page
-    assert "do not use attempts" in page
+    assert "0 of 3 used — 1 run so far; runs that parked (for a sleep, a child or a " in page
     assert ">0/3<" not in page
     assert re.search(r"sleeping</span> wakes in (59 min|1 h)", page)
     fresh = execution_factory(status="running", attempts=1, max_attempts=3, claims=1)
     page = html(admin_client.get(url("execution_change", fresh.pk)))
-    assert "1 of 3 used" in page and "parked runs" not in page
+    assert "1 of 3 used" in page and "runs that parked" not in page
 
 
 def test_a_completed_execution_folds_away_an_earlier_retried_failure(
