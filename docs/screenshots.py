@@ -5,7 +5,7 @@
 
 It migrates that database, REPLACES ITS EXECUTIONS with a demo set (a busy hour of orders,
 invoices and reminders, a backlog, sleepers, failures, workers), serves the example project's
-admin on a local port and photographs three pages with the system's headless Chromium.
+admin on a local port and photographs four pages with the system's headless Chromium.
 Needs the ``dev`` extra (Playwright) and Chromium at /usr/bin/chromium.
 """
 
@@ -210,7 +210,42 @@ def showcase() -> Execution:
     return order
 
 
-def demo_data() -> Execution:
+def failed_showcase() -> Execution:
+    """A sync that failed for good at its second step, which is drawn red with its error."""
+    t0 = ago(minutes=4)
+    error = "ConnectionError: warehouse API answered 503 Service Unavailable"
+    sync = Execution.objects.create(
+        task_name="sync-warehouse",
+        payload={"warehouse": "north", "skus": 412},
+        status="failed",
+        attempts=3,
+        max_attempts=3,
+        claims=3,
+        created_at=t0,
+        run_at=t0 + timedelta(seconds=45.2),
+        started_at=t0 + timedelta(seconds=0.3),
+        finished_at=t0 + timedelta(seconds=47.1),
+        error=error,
+    )
+    Step.objects.create(
+        execution=sync,
+        name="fetch-stock",
+        result={"skus": 412, "changed": 37},
+        started_at=t0 + timedelta(seconds=0.4),
+        finished_at=t0 + timedelta(seconds=1.6),
+    )
+    Step.objects.create(
+        execution=sync,
+        name="push-to-warehouse",
+        error=error,
+        attempt=3,
+        started_at=t0 + timedelta(seconds=45.3),
+        finished_at=t0 + timedelta(seconds=47.0),
+    )
+    return sync
+
+
+def demo_data() -> tuple[Execution, Execution]:
     with connection.cursor() as cursor:
         cursor.execute(
             "TRUNCATE django_conductor_step, django_conductor_failedexecution, "
@@ -218,6 +253,7 @@ def demo_data() -> Execution:
         )
     Execution.objects.bulk_create(finished_rows(), batch_size=2000)
     detail = showcase()
+    failed = failed_showcase()
     Execution.objects.bulk_create(live_rows())
     failures = [
         FailedExecution(
@@ -243,10 +279,10 @@ def demo_data() -> Execution:
         )
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE django_conductor_execution")
-    return detail
+    return detail, failed
 
 
-def shoot(base: str, detail: Execution) -> None:
+def shoot(base: str, detail: Execution, failed: Execution) -> None:
     from playwright.sync_api import sync_playwright
 
     pages = [
@@ -254,6 +290,11 @@ def shoot(base: str, detail: Execution) -> None:
         (
             "admin-execution-detail.png",
             reverse("admin:django_conductor_execution_change", args=[detail.pk]),
+            True,
+        ),
+        (
+            "admin-execution-failed.png",
+            reverse("admin:django_conductor_execution_change", args=[failed.pk]),
             True,
         ),
         ("admin-overview.png", reverse("admin:django_conductor_execution_overview"), True),
@@ -283,7 +324,7 @@ def main() -> None:
     user.is_staff = user.is_superuser = True
     user.set_password("admin")
     user.save()
-    detail = demo_data()
+    detail, failed = demo_data()
     connection.close()
     server = LiveServerThread("localhost", StaticFilesHandler)
     server.daemon = True
@@ -293,7 +334,7 @@ def main() -> None:
         raise server.error
     try:
         OUT.mkdir(exist_ok=True)
-        shoot(f"http://localhost:{server.port}", detail)
+        shoot(f"http://localhost:{server.port}", detail, failed)
     finally:
         server.terminate()
 
