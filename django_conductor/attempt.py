@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -14,7 +15,7 @@ from typing import Any
 import psycopg
 from django.db import InterfaceError, OperationalError, connection
 
-from . import payloads
+from . import payloads, sql
 from .clock import DatabaseClock
 from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
 from .definition import retry_delay
@@ -27,8 +28,11 @@ from .exceptions import (
     TransactionNotAllowed,
     error_text,
 )
+from .lease import Lease
 from .registry import registry
 from .step_writer import StepWriter, StepWriterUnavailable
+
+logger = logging.getLogger("django_conductor.worker")
 
 #: Errors that end an execution at once, whatever attempts are left.
 FINAL_ERRORS = (
@@ -57,14 +61,21 @@ class Claimed:
     steps: dict[str, RecordedStep]
     #: The database's clock as the claim read it, carried on from the time it arrived.
     clock: DatabaseClock
+    #: How long this process may act on the claim, by its own clock.
+    lease: Lease
 
     @property
     def claimed_at(self) -> float:
         return self.clock.arrived
 
+    @property
+    def key(self) -> tuple[int, int]:
+        """This claim of this execution: a later re-claim of it is another key."""
+        return self.id, self.claims
+
     @classmethod
-    def from_row(cls, row: Sequence[Any]) -> Claimed:
-        steps = dict(RecordedStep.from_row(s) for s in payloads.loads(row[9]) or [])
+    def from_row(cls, row: Sequence[Any], lease: Lease) -> Claimed:
+        steps = recorded_steps(row[9])
         execution_id, task_name, queue, event_name, payload = row[:5]
         attempt, max_attempts, claims, cancel_requested = row[5:9]
         return cls(
@@ -79,11 +90,33 @@ class Claimed:
             cancel_requested,
             steps,
             DatabaseClock(row[10]),
+            lease,
         )
+
+    @property
+    def awaits_child(self) -> bool:
+        """A child may record this execution's invoke step at any moment."""
+        return any(s.kind == "invoke" and not s.finished for s in self.steps.values())
 
     def outcome(self, status: str, **fields: Any) -> Outcome:
         """How this attempt ended, fenced on this claim."""
         return Outcome(self.id, self.claims, status, **fields)
+
+
+def recorded_steps(text: str | None) -> dict[str, RecordedStep]:
+    return dict(RecordedStep.from_row(s) for s in payloads.loads(text) or [])
+
+
+def reread_child_steps(cursor: psycopg.Cursor, claims: list[Claimed]) -> None:
+    """Read again the steps of claimed executions that wait on a child, now that the claim
+    has committed: a child that finished just before the claim is seen, and one finishing
+    after it finds its parent running and flags it (``wake_pending``)."""
+    waiting = {claimed.id: claimed for claimed in claims if claimed.awaits_child}
+    if not waiting:
+        return
+    cursor.execute(sql.STEPS_OF, {"ids": list(waiting)})
+    for execution_id, text in cursor.fetchall():
+        waiting[execution_id].steps.update(recorded_steps(text))
 
 
 @dataclass(frozen=True)
@@ -106,10 +139,15 @@ def run_attempt(
     *,
     stopping: threading.Event,
     writer: StepWriter,
-    started: Callable[[Context], None],
+    started: Callable[[Claimed, Context], None],
 ) -> Outcome | None:
     """Run one attempt of ``claimed`` and say how it ended; None when another worker owns
     the execution now and nothing must be written."""
+    if not claimed.lease.held:
+        # Claimed ahead and not started before the lease ran out (a frozen process): give it
+        # back unless another worker has taken it over, without using an attempt.
+        logger.warning("Execution %s waited past its lease; handing it back", claimed.id)
+        return claimed.outcome("pending", run_in=0.0, refund=1)
     conn = raw_connection()
     ctx = Context(
         execution_id=claimed.id,
@@ -122,9 +160,10 @@ def run_attempt(
         conn=conn,
         writer=writer,
         clock=claimed.clock,
+        lease=claimed.lease,
         cancelled=claimed.cancel_requested,
     )
-    started(ctx)
+    started(claimed, ctx)
     event = Event(claimed.event_name, claimed.payload, claimed.id, claimed.attempt)
     done = claimed.outcome
     try:

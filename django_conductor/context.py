@@ -30,6 +30,7 @@ from .exceptions import (
     TransactionNotAllowed,
     error_text,
 )
+from .lease import Lease
 from .registry import registry
 from .sql import START_CHILD, server_cursor
 from .step_writer import StepRecord, StepWriter, StepWriterClosed
@@ -107,6 +108,7 @@ class Context:
         conn: psycopg.Connection,
         writer: StepWriter,
         clock: DatabaseClock,
+        lease: Lease,
         cancelled: bool = False,
     ) -> None:
         self.execution_id = execution_id
@@ -119,6 +121,7 @@ class Context:
         self._conn = conn
         self._writer = writer
         self._clock = clock
+        self._lease = lease
         self._seen: set[str] = set()
         self._cancelled = cancelled
         self.logger = logging.LoggerAdapter(
@@ -142,6 +145,7 @@ class Context:
     def checkpoint(self) -> None:
         """A release point: park if the worker is stopping, raise if cancelled."""
         self._refuse_transaction("checkpoint", None)
+        self._ensure_lease("checkpoint")
         self._release_point()
 
     def _release_point(self) -> None:
@@ -284,6 +288,7 @@ class Context:
                 f"A step name must be a non-empty string of at most 200 characters: {name!r}"
             )
         self._refuse_transaction(call, name)
+        self._ensure_lease(name)
         if name in self._seen:
             raise DuplicateStepName(
                 f"Step name {name!r} is used twice in one run of {self.task_name!r}; "
@@ -300,6 +305,13 @@ class Context:
             self._release_point()
             return None
         return recorded
+
+    def _ensure_lease(self, name: str) -> None:
+        """Start nothing once this process's own view of the lease has run out: another
+        worker may be running the execution by now (this one was frozen, or cut off)."""
+        if not self._lease.held:
+            self.logger.warning("The lease ran out before %r; leaving the execution", name)
+            raise LeaseLost(name)
 
     def _refuse_transaction(self, call: str, name: str | None) -> None:
         """Durable records commit on connections of their own (the worker's step writer, or

@@ -52,6 +52,10 @@ class TablesMissing(ConductorError):
     """django_conductor's tables do not exist yet: run ``python manage.py migrate``."""
 
 
+class WorkerFailed(ConductorError):
+    """One of the worker's duties died of an unexpected error; the worker stopped."""
+
+
 def error_text(exc: BaseException) -> str:
     """How an error is stored and shown: our own errors by their message, others with
     their type in front (``ValueError: card declined``)."""

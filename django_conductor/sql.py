@@ -19,6 +19,12 @@ FINISHED_CHANNEL = "django_conductor_finished"
 #: Channel workers listen on to learn at once that a running execution was cancelled.
 CANCEL_CHANNEL = "django_conductor_cancel"
 
+#: A recorded step as ``context.RecordedStep.from_row`` reads it.
+_STEP_ROW = (
+    "json_build_array(s.name, s.kind, s.result, s.error, s.finished_at IS NOT NULL, s.wake_at, "
+    "s.child_id)"
+)
+
 _CLAIM = f"""
 WITH picked AS (
     SELECT id FROM {EXECUTION}
@@ -37,9 +43,7 @@ WITH picked AS (
     FROM picked WHERE e.id = picked.id
     RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
         e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL AS cancel_requested,
-        (SELECT json_agg(json_build_array(s.name, s.kind, s.result, s.error,
-                                          s.finished_at IS NOT NULL, s.wake_at, s.child_id))::text
-         FROM {STEP} s WHERE s.execution_id = e.id) AS steps,
+        (SELECT json_agg({_STEP_ROW})::text FROM {STEP} s WHERE s.execution_id = e.id) AS steps,
         e.priority, e.run_at
 )
 SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims,
@@ -47,6 +51,14 @@ SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
+
+#: The steps of claimed executions read again after the claim: the claim reads steps from
+#: its statement's snapshot, and a child finishing just before the claim locked its parent
+#: may have recorded the parent's invoke step after that snapshot was taken.
+STEPS_OF = f"""
+SELECT s.execution_id, json_agg({_STEP_ROW})::text FROM {STEP} s
+WHERE s.execution_id = ANY(%(ids)s::bigint[]) GROUP BY s.execution_id
+"""
 CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
 _NEXT_DUE = f"""
@@ -179,20 +191,28 @@ ON CONFLICT (execution_id, name) DO NOTHING
 RETURNING wake_at, pg_notify('{READY_CHANNEL}', %(queue)s)
 """
 
-#: Renew the leases of what this worker runs (by id: a restarted worker that reuses an id
-#: must not keep a dead one's leases alive); returns which of them were cancelled.
-RENEW_LEASES = f"""
+#: Renew the leases this process holds, by claim (a restarted worker that reuses an id must
+#: not keep a dead one's leases alive, nor a re-claim its lost predecessor's), and only while
+#: they last: an expired lease is another worker's to take. Rows are locked in id order, as
+#: everywhere. Returns which of them were cancelled.
+_RENEW_LEASES = f"""
 WITH mine AS (
-    -- SKIP LOCKED: a row locked right now is being finished, or cancelled, already.
-    SELECT id FROM {EXECUTION}
-    WHERE id = ANY(%(ids)s::bigint[]) AND lease_owner = %(worker)s AND status = 'running'
-    ORDER BY id
-    FOR UPDATE SKIP LOCKED
+    SELECT e.id FROM {EXECUTION} e
+    JOIN unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
+        ON e.id = v.id AND e.claims = v.claims
+    WHERE e.lease_owner = %(worker)s AND e.status = 'running' AND e.lease_expires_at > now()
+    ORDER BY e.id
+    FOR NO KEY UPDATE OF e {{lock}}
 )
 UPDATE {EXECUTION} e SET lease_expires_at = now() + make_interval(secs => %(lease)s)
 FROM mine WHERE e.id = mine.id
 RETURNING e.id, e.claims, e.cancel_requested_at IS NOT NULL
 """
+#: First every row nobody holds; then, waiting, the few a step record held for a moment.
+RENEW_LEASES_UNLOCKED = _RENEW_LEASES.format(lock="SKIP LOCKED")
+RENEW_LEASES_WAITING = _RENEW_LEASES.format(lock="")
+#: Bounds how long the waiting renewal waits for a row lock.
+LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
 
 BEAT = f"""
 INSERT INTO {HEARTBEAT} (worker_id, host, pid, queues, concurrency, started_at, last_seen_at)
@@ -231,15 +251,15 @@ WITH lost AS (
 SELECT id, status, queue, parent_id IS NOT NULL, true FROM requeued
 """
 
-#: Give back what this worker still runs, without using up the attempt.
+#: Give back the claims this process still holds, without using up their attempts.
 HAND_BACK = f"""
-UPDATE {EXECUTION} SET status = 'pending', attempts = greatest(attempts - 1, 0), run_at = now(),
-    lease_owner = NULL, lease_expires_at = NULL
-WHERE lease_owner = %(worker)s AND status = 'running' {{only}}
-RETURNING id, queue
+UPDATE {EXECUTION} e SET status = 'pending', attempts = greatest(e.attempts - 1, 0),
+    run_at = now(), lease_owner = NULL, lease_expires_at = NULL
+FROM unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
+WHERE e.id = v.id AND e.claims = v.claims AND e.lease_owner = %(worker)s
+    AND e.status = 'running'
+RETURNING e.id, e.queue
 """
-HAND_BACK_ALL = HAND_BACK.format(only="")
-HAND_BACK_SOME = HAND_BACK.format(only="AND id = ANY(%(ids)s::bigint[])")
 
 NOTIFY = "SELECT pg_notify(%s, %s)"
 

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -19,9 +20,19 @@ from django.apps import apps
 from django.db import connection
 
 from . import payloads, sql
-from .attempt import DB_ERRORS, Claimed, Outcome, hand_back, raw_connection, run_attempt
+from .attempt import (
+    DB_ERRORS,
+    Claimed,
+    Outcome,
+    hand_back,
+    raw_connection,
+    reread_child_steps,
+    run_attempt,
+)
 from .conf import settings
 from .context import Context
+from .exceptions import WorkerFailed
+from .lease import Lease, elapsed
 from .notify import connect_listener, ids_of
 from .registry import registry
 from .schema import check_tables
@@ -66,7 +77,13 @@ class Worker:
         self.wake = threading.Event()
         self.jobs: queue_module.SimpleQueue[Claimed | None] = queue_module.SimpleQueue()
         self.lock = threading.Lock()
-        self.running: dict[int, Context | None] = {}
+        #: Every claim this process holds, by (execution id, claims): a re-claim of an
+        #: execution this process had lost is another entry, renewed and ended on its own.
+        self.running: dict[tuple[int, int], Held] = {}
+        #: Set once everything is handed back: the heartbeat renews leases until then.
+        self.finished = threading.Event()
+        self.failure: BaseException | None = None
+        self._heartbeat_thread: threading.Thread | None = None
         self.outcomes: list[Outcome] = []
         self.processed = 0
         self._threads: list[threading.Thread] = []
@@ -75,8 +92,21 @@ class Worker:
     # -- lifecycle ---------------------------------------------------------------------
 
     def run(self) -> None:
-        """Raises ``TablesMissing`` before doing anything when ``migrate`` has not run."""
-        check_tables()
+        """Raises ``TablesMissing`` before doing anything when ``migrate`` has not run, and
+        ``WorkerFailed`` when one of its duties died."""
+        if self.install_signal_handlers:
+            self._install_signal_handlers()
+        try:
+            self._run()
+        finally:
+            if self.install_signal_handlers:
+                self._restore_signal_handlers()
+        if self.failure is not None:
+            raise WorkerFailed(f"Worker {self.worker_id} stopped: {self.failure}") from self.failure
+
+    def _run(self) -> None:
+        if not self._wait_for_database():
+            return  # stopped before the database came back
         logger.info(
             "Worker %s starting: queues=%s concurrency=%d",
             self.worker_id,
@@ -85,23 +115,25 @@ class Worker:
             extra={"action": "worker_start", "worker_id": self.worker_id},
         )
         self._announce_tasks()
-        if self.install_signal_handlers:
-            self._install_signal_handlers()
         self.step_writer = StepWriter()
         try:
             self._start_threads()
-            self._beat()
+            try:
+                self._beat()  # register, and re-queue dead workers' executions, before claiming
+            except DB_ERRORS as exc:
+                self._database_trouble(exc, 0.5)
             self._loop()
             self._drain()
         finally:
             self.stopping.set()
             self._hand_back()
             self.step_writer.close()
+            self.finished.set()
+            if self._heartbeat_thread is not None:
+                self._heartbeat_thread.join(settings.HEARTBEAT_INTERVAL + 10)
             self._forget_self()
             for _ in range(self.concurrency):
                 self.jobs.put(None)
-            if self.install_signal_handlers:
-                self._restore_signal_handlers()
             connection.close()
             logger.info(
                 "Worker %s stopped after %d executions",
@@ -109,6 +141,19 @@ class Worker:
                 self.processed,
                 extra={"action": "worker_stop", "worker_id": self.worker_id},
             )
+
+    def _wait_for_database(self) -> bool:
+        """Check the tables, waiting out a database that is not up yet (until stopped);
+        False when the worker was stopped meanwhile."""
+        backoff = 0.0
+        while not self.stopping.is_set():
+            try:
+                check_tables()
+                return True
+            except DB_ERRORS as exc:
+                backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
+                self._database_trouble(exc, backoff)
+        return False
 
     def _announce_tasks(self) -> None:
         """Say which tasks this process can run, and warn loudly when it can run none."""
@@ -163,10 +208,27 @@ class Worker:
         targets = [self._slot] * self.concurrency + [self._heartbeat, self._listen]
         for index, target in enumerate(targets):
             thread = threading.Thread(
-                target=target, name=f"conductor-{target.__name__.strip('_')}-{index}", daemon=True
+                target=self._duty(target),
+                name=f"conductor-{target.__name__.strip('_')}-{index}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)
+        self._heartbeat_thread = self._threads[self.concurrency]
+
+    def _duty(self, target: Any) -> Any:
+        """A duty thread that dies of an unexpected error stops the worker loudly, rather
+        than leaving it claiming work that nobody renews, writes or hears about."""
+
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                logger.exception("The worker's %s died; stopping the worker", target.__name__)
+                self.failure = exc
+                self.stop(now=True)
+
+        return run
 
     # -- the main loop -----------------------------------------------------------------
 
@@ -252,22 +314,21 @@ class Worker:
             free = self.concurrency + self.prefetch - len(self.running)
         if free <= 0:
             return 0
-        params = {
-            "limit": free,
-            "worker": self.worker_id,
-            "lease": settings.LEASE,
-            "queues": self.queues,
-        }
+        lease = settings.LEASE
+        params = {"limit": free, "worker": self.worker_id, "lease": lease, "queues": self.queues}
         statement = sql.CLAIM_QUEUES if self.queues else sql.CLAIM_ANY_QUEUE
+        sent_at = elapsed()
         with _raw_cursor() as cursor:
             cursor.execute(statement, params, prepare=True)
             rows = cursor.fetchall()
+            claims = [Claimed.from_row(row, Lease(sent_at, lease)) for row in rows]
+            reread_child_steps(cursor, claims)
         self.last_claim_full = len(rows) == free
         with self.lock:
-            for row in rows:
-                self.running[row[0]] = None
-        for row in rows:
-            self.jobs.put(Claimed.from_row(row))
+            for claimed in claims:
+                self.running[claimed.key] = Held(claimed)
+        for claimed in claims:
+            self.jobs.put(claimed)
         return len(rows)
 
     def _flush(self) -> None:
@@ -310,7 +371,7 @@ class Worker:
             )
         with self.lock:
             for outcome in batch:
-                self.running.pop(outcome.id, None)
+                self.running.pop((outcome.id, outcome.claims), None)
             self.processed += len(batch)
 
     def _drain(self) -> None:
@@ -329,12 +390,22 @@ class Worker:
             self.wake.clear()
 
     def _hand_back(self) -> None:
-        """Give whatever still runs back to the queue, without using up its attempt."""
+        """Give whatever this process still holds back to the queue, without using up its
+        attempt; by claim, so that another process with the same worker id keeps its own."""
         try:
             self._flush()
+            with self.lock:
+                held = list(self.running)
             conn = raw_connection()
             with conn.transaction(), sql.server_cursor(conn) as cursor:
-                cursor.execute(sql.HAND_BACK_ALL, {"worker": self.worker_id})
+                cursor.execute(
+                    sql.HAND_BACK,
+                    {
+                        "worker": self.worker_id,
+                        "ids": [key[0] for key in held],
+                        "claims": [key[1] for key in held],
+                    },
+                )
                 rows = cursor.fetchall()
                 after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
             if rows:
@@ -378,20 +449,24 @@ class Worker:
                 outcome = hand_back(claimed, exc)
             with self.lock:
                 if outcome is None:
-                    self.running.pop(claimed.id, None)
+                    self.running.pop(claimed.key, None)
                 else:
                     self.outcomes.append(outcome)
             self.wake.set()
         connection.close()
 
-    def _started(self, ctx: Context) -> None:
+    def _started(self, claimed: Claimed, ctx: Context) -> None:
         with self.lock:
-            self.running[ctx.execution_id] = ctx
+            held = self.running.get(claimed.key)
+            if held is not None:
+                held.ctx = ctx
 
     # -- background duties -------------------------------------------------------------
 
     def _heartbeat(self) -> None:
-        while not self.stopping.wait(settings.HEARTBEAT_INTERVAL):
+        """Beat until everything is handed back, not just until a stop is asked: executions
+        still finishing within the shutdown grace keep their leases."""
+        while not self.finished.wait(settings.HEARTBEAT_INTERVAL):
             try:
                 self._beat()
             except DB_ERRORS as exc:
@@ -413,14 +488,7 @@ class Worker:
                     "concurrency": self.concurrency,
                 },
             )
-            with self.lock:
-                mine = list(self.running)
-            cursor.execute(
-                sql.RENEW_LEASES, {"worker": self.worker_id, "ids": mine, "lease": settings.LEASE}
-            )
-            self._note_cancellations(
-                execution_id for execution_id, _claims, cancelled in cursor.fetchall() if cancelled
-            )
+        self._renew_leases(conn)
         with conn.transaction(), sql.server_cursor(conn) as cursor:
             cursor.execute(sql.REAP_EXPIRED)
             reaped = cursor.fetchall()
@@ -435,12 +503,49 @@ class Worker:
         with sql.server_cursor(conn) as cursor:
             cursor.execute(sql.FORGET_DEAD_WORKERS, {"age": settings.LEASE * 4})
 
-    def _note_cancellations(self, execution_ids: Iterable[int]) -> None:
+    def _renew_leases(self, conn: psycopg.Connection) -> None:
+        """Renew every lease this process holds. Rows the step writer holds for a moment are
+        waited for, never skipped; a row another session keeps locked is given up on after
+        a short wait, so that it cannot hold back the renewal of all the others."""
         with self.lock:
-            for execution_id in execution_ids:
-                ctx = self.running.get(execution_id)
-                if ctx is not None:
-                    ctx.request_cancel()
+            held = {key: entry.claimed.lease for key, entry in self.running.items()}
+        lease = settings.LEASE
+        params = {"worker": self.worker_id, "lease": lease}
+        sent_at = elapsed()
+        with sql.server_cursor(conn) as cursor:
+            cursor.execute(sql.RENEW_LEASES_UNLOCKED, {**params, **_pairs(held)})
+            rows = cursor.fetchall()
+        locked = set(held) - {(row[0], row[1]) for row in rows}
+        if locked:
+            wait = max(0.1, settings.HEARTBEAT_INTERVAL / 2)
+            sent_at_locked = elapsed()
+            try:
+                with conn.transaction(), sql.server_cursor(conn) as cursor:
+                    cursor.execute(sql.LOCK_TIMEOUT, [f"{int(wait * 1000)}ms"])
+                    cursor.execute(sql.RENEW_LEASES_WAITING, {**params, **_pairs(locked)})
+                    waited = cursor.fetchall()
+            except psycopg.errors.LockNotAvailable:
+                logger.warning(
+                    "Could not renew the leases of executions %s: another session keeps "
+                    "their rows locked",
+                    sorted(key[0] for key in locked),
+                    extra={"action": "renew_blocked", "worker_id": self.worker_id},
+                )
+                waited = []
+            for execution_id, claims, _cancelled in waited:
+                held[(execution_id, claims)].renewed(sent_at_locked, lease)
+            rows += waited
+        for execution_id, claims, _cancelled in rows:
+            if (execution_id, claims) in held:
+                held[(execution_id, claims)].renewed(sent_at, lease)
+        self._note_cancellations(row[0] for row in rows if row[2])
+
+    def _note_cancellations(self, execution_ids: Iterable[int]) -> None:
+        wanted = set(execution_ids)
+        with self.lock:
+            for (execution_id, _claims), held in self.running.items():
+                if execution_id in wanted and held.ctx is not None:
+                    held.ctx.request_cancel()
 
     def _listen(self) -> None:
         """Wake the main loop as soon as new work is announced on a queue we serve, and
@@ -461,6 +566,19 @@ class Worker:
                 backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
                 logger.debug("Listener disconnected (%s); reconnecting in %.1fs", exc, backoff)
                 self.stopping.wait(backoff)
+
+
+@dataclass
+class Held:
+    """A claim this process holds; ``ctx`` once its attempt has started."""
+
+    claimed: Claimed
+    ctx: Context | None = None
+
+
+def _pairs(keys: Iterable[tuple[int, int]]) -> dict[str, list[int]]:
+    keys = sorted(keys)
+    return {"ids": [key[0] for key in keys], "claims": [key[1] for key in keys]}
 
 
 def _raw_cursor() -> psycopg.Cursor:

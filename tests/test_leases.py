@@ -6,9 +6,11 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models.functions import Now
 
 from django_conductor import invoke
 from django_conductor import sql as statements
+from django_conductor.attempt import Outcome
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
 from django_conductor.notify import connect_listener
 from django_conductor.worker import Worker
@@ -148,3 +150,105 @@ def test_a_restarted_worker_reusing_an_id_does_not_keep_dead_leases_alive(run_wo
     time.sleep(0.6)
     run_worker(worker_id="reused-id")
     assert Execution.objects.get(pk=handle.id).status == "completed"
+
+
+def claim_with(worker):
+    """Claim what is ready as ``worker`` would, without starting its threads."""
+    worker._claim()
+    return sorted(worker.running)
+
+
+def renew(worker):
+    with connect_listener() as conn:
+        worker._renew_leases(conn)
+
+
+def lease_of(execution_id):
+    return Execution.objects.get(pk=execution_id).lease_expires_at
+
+
+class RowLock:
+    """Another session holding one execution row locked until released."""
+
+    def __init__(self, execution_id, mode="FOR SHARE"):
+        self.conn = connect_listener()
+        self.conn.autocommit = False
+        self.conn.execute(
+            f"SELECT id FROM django_conductor_execution WHERE id = %s {mode}", [execution_id]
+        )
+
+    def release(self):
+        self.conn.rollback()
+        self.conn.close()
+
+
+def test_lease_renewal_waits_for_a_step_record_instead_of_skipping_it(transactional_db):
+    handle = invoke("record", "x")
+    worker = Worker(install_signal_handlers=False, concurrency=1, worker_id="renewer")
+    claim_with(worker)
+    before = lease_of(handle.id)
+    lock = RowLock(handle.id)  # as the step writer holds it while it records a step
+    releaser = threading.Timer(0.3, lock.release)
+    releaser.start()
+    try:
+        renew(worker)
+    finally:
+        releaser.join(10)
+    assert lease_of(handle.id) > before
+
+
+def test_a_row_another_session_keeps_locked_does_not_hold_back_other_renewals(
+    transactional_db, settings
+):
+    settings.CONDUCTOR_HEARTBEAT_INTERVAL = 0.4  # the locked row is waited for 0.2 s
+    stuck, free = invoke("record", "stuck"), invoke("record", "free")
+    worker = Worker(install_signal_handlers=False, concurrency=2, worker_id="renewer")
+    claim_with(worker)
+    before = {h.id: lease_of(h.id) for h in (stuck, free)}
+    lock = RowLock(stuck.id, mode="FOR UPDATE")
+    try:
+        renew(worker)
+    finally:
+        lock.release()
+    assert lease_of(free.id) > before[free.id]
+    assert lease_of(stuck.id) == before[stuck.id]
+
+
+def test_an_expired_lease_is_not_renewed(transactional_db):
+    handle = invoke("record", "x")
+    worker = Worker(install_signal_handlers=False, concurrency=1, worker_id="late")
+    claim_with(worker)
+    Execution.objects.filter(pk=handle.id).update(lease_expires_at=Now() - timedelta(seconds=1))
+    expired = lease_of(handle.id)
+    renew(worker)
+    assert lease_of(handle.id) == expired  # another worker may take it over now
+
+
+def test_a_reclaimed_execution_keeps_its_new_lease_when_the_old_attempt_ends(transactional_db):
+    handle = invoke("record", "x")
+    worker = Worker(install_signal_handlers=False, concurrency=2, worker_id="again")
+    ((_, first_claim),) = claim_with(worker)
+    # The lease was lost and the execution re-queued; this same worker claims it again.
+    Execution.objects.filter(pk=handle.id).update(status="pending", lease_owner=None)
+    worker._claim()
+    assert sorted(worker.running) == [(handle.id, first_claim), (handle.id, first_claim + 1)]
+    worker.outcomes.append(Outcome(handle.id, first_claim, "completed", result="1"))
+    worker._flush()  # the old attempt's outcome: refused by the fence, and forgotten
+    assert list(worker.running) == [(handle.id, first_claim + 1)]
+    before = lease_of(handle.id)
+    renew(worker)
+    assert lease_of(handle.id) > before  # the new claim's lease is still renewed
+
+
+def test_hand_back_returns_only_this_processs_claims_when_another_shares_its_worker_id(
+    transactional_db,
+):
+    mine, theirs = invoke("record", "mine"), invoke("record", "theirs")
+    Execution.objects.filter(pk=theirs.id).update(priority=-1)  # claimed second
+    one = Worker(install_signal_handlers=False, concurrency=1, prefetch=0, worker_id="twin")
+    two = Worker(install_signal_handlers=False, concurrency=1, prefetch=0, worker_id="twin")
+    assert [key[0] for key in claim_with(one)] == [mine.id]
+    assert [key[0] for key in claim_with(two)] == [theirs.id]
+    one._hand_back()
+    assert Execution.objects.get(pk=mine.id).status == "pending"
+    assert Execution.objects.get(pk=theirs.id).status == "running"

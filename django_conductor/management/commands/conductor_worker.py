@@ -9,7 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_conductor.exceptions import TablesMissing
+from django_conductor.exceptions import TablesMissing, WorkerFailed
 from django_conductor.worker import Worker
 
 VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -72,7 +72,7 @@ class Command(BaseCommand):
         )
         try:
             worker.run()
-        except TablesMissing as exc:
+        except (TablesMissing, WorkerFailed) as exc:
             raise CommandError(str(exc)) from None
 
     def _configure_logging(self, verbosity: int) -> None:
