@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -217,6 +218,22 @@ def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
 
 
 def raw_connection():  # type: ignore[no-untyped-def]
-    """This thread's Django connection, as the psycopg connection underneath it."""
+    """This thread's Django connection, as the psycopg connection underneath it, opened
+    afresh when the server has closed it meanwhile (a restart, a terminated backend), so
+    that an attempt never starts on a connection that its first query would find dead."""
+    if connection.connection is not None and _hung_up(connection.connection):
+        connection.close()
     connection.ensure_connection()
     return connection.connection
+
+
+def _hung_up(conn: psycopg.Connection) -> bool:
+    """An idle connection has nothing to read, unless the server said goodbye (its last
+    message, or the end of the stream): one poll, no round trip."""
+    if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return bool(conn.closed)
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)

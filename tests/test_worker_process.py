@@ -358,3 +358,20 @@ def test_a_worker_before_migrate_says_to_run_migrate_in_one_line(
         "django_conductor_failedexecution, django_conductor_workerheartbeat): "
         "run `python manage.py migrate`."
     ]
+
+
+def test_an_attempt_after_the_database_dropped_its_connections_starts_on_a_fresh_one(
+    worker_process,
+):
+    worker = worker_process("--concurrency", "1")
+    warm = invoke("record", "warm")
+    assert warm.wait(timeout=60) == "warm"  # the slot thread's connection is open now
+    with connection.cursor() as cursor:  # as a server restart would: every session is cut
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    handle = invoke("orm-in-step", {})
+    assert handle.wait(timeout=60) == 0
+    execution = Execution.objects.get(pk=handle.id)
+    assert (execution.attempts, execution.claims) == (1, 1), worker.process.pid

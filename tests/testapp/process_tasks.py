@@ -40,3 +40,9 @@ def slow_first_run(event, ctx):
     time.sleep(event.payload["first"] if earlier == 0 else event.payload["then"])
     SideEffect.objects.create(kind="finished", value=key)
     return earlier + 1
+
+
+@task(name="orm-in-step")
+def orm_in_step(event, ctx):
+    """A step whose first act is a query on the worker thread's own connection."""
+    return ctx.step("count", lambda: SideEffect.objects.filter(kind="never").count())
