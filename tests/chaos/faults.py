@@ -22,6 +22,15 @@ RESTART_FAST = "pg_ctl restart -m fast"
 RESTART_IMMEDIATE = "pg_ctl restart -m immediate"
 TERMINATE = "pg_terminate_backend"
 KINDS = (SIGKILL, SIGSTOP, SIGTERM, RESTART_FAST, RESTART_IMMEDIATE, TERMINATE)
+#: Short names for ``--faults``.
+NAMES = {
+    "sigkill": SIGKILL,
+    "sigstop": SIGSTOP,
+    "sigterm": SIGTERM,
+    "restart-fast": RESTART_FAST,
+    "restart-immediate": RESTART_IMMEDIATE,
+    "terminate": TERMINATE,
+}
 #: Faults that hit one worker process; the others hit the database.
 WORKER_KINDS = (SIGKILL, SIGSTOP, SIGTERM)
 
@@ -56,7 +65,9 @@ class Injector:
         lease: float,
         grace: float,
         interval: tuple[float, float],
+        kinds: tuple[str, ...] = KINDS,
     ) -> None:
+        self.kinds = kinds
         self.rng = rng
         self.pool = pool
         self.cluster = cluster
@@ -77,7 +88,7 @@ class Injector:
 
     def inject_next(self) -> Fault | None:
         if not self._deck:
-            self._deck = list(KINDS)
+            self._deck = list(self.kinds)
             self.rng.shuffle(self._deck)
         kind = self._deck.pop()
         self._next_at = time.monotonic() + self.rng.uniform(*self.interval)

@@ -20,7 +20,7 @@ import psycopg
 
 from . import checks, report
 from .cluster import DATABASE, Cluster
-from .faults import Injector
+from .faults import NAMES, Injector
 from .ledger import SCHEMA
 from .workers import ROOT, WorkerPool
 
@@ -64,6 +64,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None, help="override the size's")
     parser.add_argument("--fault-seconds", type=float, default=None, help="override the size's")
     parser.add_argument(
+        "--faults",
+        default=",".join(NAMES),
+        help=f"the kinds to inject, comma-separated (default: all of {', '.join(NAMES)})",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="also write the figures and violations here"
     )
     return parser.parse_args(argv)
@@ -87,6 +92,11 @@ def workload(rng: random.Random, count: int, linger: float) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
+    try:
+        kinds = tuple(NAMES[name.strip()] for name in options.faults.split(",") if name.strip())
+    except KeyError as exc:
+        print(f"unknown fault {exc}; choose from {', '.join(NAMES)}", file=sys.stderr)
+        return 2
     size = SIZES[options.size]
     executions = options.executions or size.executions
     workers = options.workers or size.workers
@@ -131,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             lease=LEASE,
             grace=GRACE,
             interval=size.interval,
+            kinds=kinds,
         )
         t0 = time.time()
         pool.start_all()
