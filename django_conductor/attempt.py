@@ -9,7 +9,7 @@ import select
 import threading
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -134,6 +134,31 @@ class Outcome:
     traceback: str | None = None
     refund: int = 0
 
+    def storable(self, refused: BaseException) -> Outcome:
+        """This outcome as any database can store it, after PostgreSQL ``refused`` it: its
+        texts in ASCII, and a result it cannot store turned into a failed attempt saying so.
+        Applied twice, it changes nothing more."""
+        if self.result is None:
+            error = None if self.error is None else payloads.ascii_text(self.error)
+            tb = None if self.traceback is None else payloads.ascii_text(self.traceback)
+            return replace(self, error=error, traceback=tb)
+        error = (
+            f"The handler's result could not be stored: PostgreSQL refused it "
+            f"({payloads.first_line(refused)}). It holds text that PostgreSQL cannot store (a "
+            "NUL character, a lone surrogate, or a character the database's encoding lacks): "
+            "return only text it can store, e.g. binary data as base64."
+        )
+        return replace(
+            self,
+            status="failed",
+            run_at=None,
+            run_in=None,
+            result=None,
+            refund=0,
+            error=payloads.ascii_text(error),
+            traceback=None,
+        )
+
 
 def run_attempt(
     claimed: Claimed,
@@ -176,7 +201,9 @@ def run_attempt(
             result = task.func(event, ctx)
         text = payloads.dumps_or(
             result,
-            lambda why: NonRetryableError(f"The handler returned a value that is not JSON: {why}"),
+            lambda why: NonRetryableError(
+                f"The handler returned a value that cannot be stored: {why}"
+            ),
             root="the result",
         )
         return done("completed", result=text, error="")
@@ -201,10 +228,11 @@ def run_attempt(
 
 def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
     done = claimed.outcome
-    error = error_text(exc)
+    error = payloads.storable_text(error_text(exc))
     if isinstance(exc, FINAL_ERRORS) or claimed.attempt >= claimed.max_attempts:
         ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, error)
-        return done("failed", error=error, traceback=traceback.format_exc())
+        trace = payloads.storable_text(traceback.format_exc())
+        return done("failed", error=error, traceback=trace)
     task = registry.tasks.get(claimed.task_name)
     delays = task.retry_delays if task is not None else None
     delay = retry_delay(delays, claimed.attempt + 1)
@@ -214,7 +242,8 @@ def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
 
 def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
     """Back to pending without using up the attempt: the failure was not the handler's."""
-    return claimed.outcome("pending", run_in=0.0, refund=1, error=error_text(exc))
+    error = payloads.storable_text(error_text(exc))
+    return claimed.outcome("pending", run_in=0.0, refund=1, error=error)
 
 
 def raw_connection():  # type: ignore[no-untyped-def]

@@ -1,20 +1,73 @@
 """Strict JSON in and out: what is stored is exactly what a replay gets back. A value that
-JSON cannot hold is refused with where it is and what to pass instead."""
+JSON cannot hold, or that PostgreSQL cannot store (a NUL character, a lone surrogate), is
+refused with where it is and what to pass instead."""
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import psycopg
+
+#: What a batch writer gets when PostgreSQL, or psycopg on its way there, refuses a value:
+#: text with a NUL, a lone surrogate, a character the database's encoding lacks, a value
+#: too large. The value is bad, not the database: only its own record fails.
+UNSTORABLE = (psycopg.DataError, psycopg.errors.ProgramLimitExceeded, UnicodeError)
+
+#: ``json.dumps`` writes every non-ASCII character as a lower-case ``\uXXXX`` escape, so
+#: a surrogate in the text is a high one not followed by a low one, or a low one alone.
+_LONE_SURROGATE = re.compile(
+    r"\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f]"
+)
+
 
 def dumps(value: Any) -> str:
-    """Serialise strictly: no NaN, no objects JSON cannot hold (raises TypeError/ValueError)."""
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+    """Serialise strictly: no NaN, no objects JSON cannot hold, no text that PostgreSQL's
+    jsonb cannot hold (raises TypeError/ValueError)."""
+    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    if jsonb_cannot_hold(text) and _unstorable(value, "the value", set()) is not None:
+        raise ValueError("the value holds text that PostgreSQL cannot store")
+    return text
+
+
+def jsonb_cannot_hold(text: str) -> bool:
+    """Whether JSON text from ``dumps`` may hold what jsonb refuses in every encoding: the
+    escape of NUL, or of a lone surrogate. Two substring scans for the usual text; an
+    escaped backslash can make it answer True for text that is fine, never False for bad."""
+    return "\\u0000" in text or ("\\ud" in text and _LONE_SURROGATE.search(text) is not None)
+
+
+def storable_text(text: str) -> str:
+    """``text`` as PostgreSQL's text type can hold it, for error messages and tracebacks:
+    a NUL becomes ``\\x00`` and a surrogate its ``\\udXXX`` escape."""
+    if "\x00" not in text:
+        if text.isascii():
+            return text
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def ascii_text(text: str) -> str:
+    """``text`` with everything outside ASCII escaped: storable whatever the database's
+    encoding, for the last resort when PostgreSQL refused the text itself."""
+    return text.replace("\x00", "\\x00").encode("ascii", "backslashreplace").decode("ascii")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error, without psycopg's context and parameters."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def dumps_or(value: Any, error: Callable[[str], Exception], *, root: str = "the value") -> str:
@@ -36,7 +89,9 @@ def explain(value: Any, exc: Exception, root: str) -> str:
     if found is None:  # e.g. nesting too deep: JSON's own words are the best we have
         return f"{exc}. Pass only str, int, float, bool, None, lists and dicts."
     where, bad = found
-    return f"{where} is {_kind(bad)}, which JSON cannot hold: {_remedy(bad)}."
+    text = bad.key if isinstance(bad, _Key) else bad
+    holder = "PostgreSQL cannot store" if isinstance(text, str) else "JSON cannot hold"
+    return f"{where} is {_kind(bad)}, which {holder}: {_remedy(bad)}."
 
 
 class _Cycle:
@@ -50,9 +105,26 @@ class _Key:
         self.key = key
 
 
+def _storable_str(text: str) -> bool:
+    """No NUL, and no surrogate but those that pair up (as ``json.dumps`` writes them)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
 def _unstorable(value: Any, where: str, seen: set[int]) -> tuple[str, Any] | None:
-    """The first place in ``value`` that JSON cannot hold, and what is there."""
-    if value is None or isinstance(value, str | bool | int):
+    """The first place in ``value`` that JSON cannot hold or PostgreSQL cannot store, and
+    what is there."""
+    if isinstance(value, str):
+        return None if value.isascii() and "\x00" not in value else _bad_text(value, where)
+    if value is None or isinstance(value, bool | int):
         return None
     if isinstance(value, float):
         return None if math.isfinite(value) else (where, value)
@@ -65,6 +137,8 @@ def _unstorable(value: Any, where: str, seen: set[int]) -> tuple[str, Any] | Non
         for key, item in value.items():
             if key is not None and not isinstance(key, str | int | float | bool):
                 return f"a key of {where}", _Key(key)
+            if isinstance(key, str) and _bad_text(key, where) is not None:
+                return f"the key {key!r} of {where}", _Key(key)
             found = _unstorable(item, f"{where}[{key!r}]", seen)
             if found is not None:
                 return found
@@ -77,9 +151,16 @@ def _unstorable(value: Any, where: str, seen: set[int]) -> tuple[str, Any] | Non
     return None
 
 
+def _bad_text(text: str, where: str) -> tuple[str, str] | None:
+    return None if _storable_str(text) else (where, text)
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, _Cycle):
         return "a list or dict that contains itself"
+    text = value.key if isinstance(value, _Key) else value
+    if isinstance(text, str):
+        return f"a string holding {_flaw(text)}"
     if isinstance(value, _Key):
         return f"{value.key!r}"
     if isinstance(value, float):
@@ -89,9 +170,20 @@ def _kind(value: Any) -> str:
     return f"of type {module}{kind.__qualname__}"
 
 
+def _flaw(text: str) -> str:
+    if "\x00" in text:
+        return "a NUL character ('\\x00')"
+    return "a lone surrogate (half of a UTF-16 pair, e.g. from errors='surrogateescape')"
+
+
 def _remedy(value: Any) -> str:
     if isinstance(value, _Cycle):
         return "remove the reference cycle"
+    text = value.key if isinstance(value, _Key) else value
+    if isinstance(text, str):
+        if "\x00" in text:
+            return "remove it, e.g. value.replace('\\x00', ''), or pass binary data as base64"
+        return "pass valid text, e.g. value.encode('utf-8', 'replace').decode(), or base64"
     if isinstance(value, _Key):
         return "use str keys"
     if isinstance(value, float):

@@ -1,9 +1,11 @@
 """Group commit for step records: the steps that a worker's threads finish at about the same
 time are written by one statement in one commit, and each thread goes on only once its own
-record is committed. Durability per step is unchanged; commits per step drop."""
+record is committed. Durability per step is unchanged; commits per step drop. A record that
+PostgreSQL refuses fails alone: the batch is split until the others are written."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,7 +15,10 @@ from typing import Any
 import psycopg
 from django.db import InterfaceError, OperationalError, connection
 
-from . import sql
+from . import payloads, sql
+from .exceptions import StepResultError
+
+logger = logging.getLogger("django_conductor.worker")
 
 
 class StepWriterClosed(Exception):
@@ -47,6 +52,10 @@ class StepRecord:
     over: bool = False
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        if self.failure:
+            self.failure = payloads.storable_text(self.failure)
 
 
 class StepWriter:
@@ -95,10 +104,10 @@ class StepWriter:
     def _write(self, batch: list[StepRecord]) -> None:
         try:
             try:
-                written = self._insert(batch)
+                written = self._insert_each_good(batch)
             except (OperationalError, InterfaceError, psycopg.OperationalError):
                 connection.close()  # the database went away: reconnect and write again
-                written = self._insert(batch)
+                written = self._insert_each_good(batch)
         except BaseException as exc:  # every waiter learns why, none waits forever
             connection.close()
             error = StepWriterUnavailable(f"Could not record the step: {exc}")
@@ -114,6 +123,37 @@ class StepWriter:
         finally:
             for record in batch:
                 record.done.set()
+
+    def _insert_each_good(self, batch: list[StepRecord]) -> dict[tuple[Any, Any], tuple[Any, bool]]:
+        """``_insert``; when PostgreSQL refuses a value in the batch, the halves are written
+        apart (each statement commits on its own) until the record that holds it fails
+        alone with ``StepResultError``. A data error never counts as a lost database."""
+        try:
+            return self._insert(batch)
+        except payloads.UNSTORABLE as exc:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                return {
+                    **self._insert_each_good(batch[:half]),
+                    **self._insert_each_good(batch[half:]),
+                }
+            (record,) = batch
+            logger.error(
+                "PostgreSQL refused step %r of execution %s (%s); failing its attempt",
+                record.name,
+                record.execution_id,
+                payloads.first_line(exc),
+                extra={"action": "step_refused", "execution_id": record.execution_id},
+            )
+            record.error = StepResultError(
+                f"Step {record.name!r} could not be stored: PostgreSQL refused it "
+                f"({payloads.first_line(exc)}). Its result "
+                "or name holds text that PostgreSQL cannot store (a NUL character, a lone "
+                "surrogate, or a character the database's encoding lacks): return only text "
+                "it can store, e.g. binary data as base64."
+            )
+            record.error.__cause__ = exc
+            return {}
 
     def _insert(self, batch: list[StepRecord]) -> dict[tuple[Any, Any], tuple[Any, bool]]:
         connection.ensure_connection()

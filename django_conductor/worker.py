@@ -338,27 +338,12 @@ class Worker:
         if not batch:
             return
         batch.sort(key=lambda outcome: outcome.id)  # rows are locked in id order everywhere
-        columns = sql.columns(
-            batch,
-            ids="id",
-            claims="claims",
-            statuses="status",
-            run_ats="run_at",
-            run_ins="run_in",
-            results="result",
-            errors="error",
-            tracebacks="traceback",
-            refunds="refund",
-        )
+        settled: list[Outcome] = []
         try:
-            conn = raw_connection()
-            with conn.transaction(), sql.server_cursor(conn) as cursor:
-                cursor.execute(sql.FINISH_ATTEMPTS, columns, prepare=True)
-                rows = cursor.fetchall()
-                after_status_changes(cursor, rows)
+            rows = self._finish_each_good(batch, settled)
         except BaseException:
-            with self.lock:
-                self.outcomes[:0] = batch  # keep them for the next try
+            with self.lock:  # keep what is not written for the next try
+                self.outcomes[:0] = [o for o in batch if not any(o is s for s in settled)]
             raise
         written = {row[0] for row in rows}
         lost = [o.id for o in batch if o.id not in written]
@@ -373,6 +358,52 @@ class Worker:
             for outcome in batch:
                 self.running.pop((outcome.id, outcome.claims), None)
             self.processed += len(batch)
+
+    def _finish_each_good(self, batch: list[Outcome], settled: list[Outcome]) -> list[Any]:
+        """Write ``batch`` in one transaction and add it to ``settled``; when PostgreSQL
+        refuses a value in it, the halves are written in transactions of their own until
+        the outcome that holds it is alone, and that one is written as a failed attempt
+        with storable text. A data error never counts as a lost database."""
+        columns = sql.columns(
+            batch,
+            ids="id",
+            claims="claims",
+            statuses="status",
+            run_ats="run_at",
+            run_ins="run_in",
+            results="result",
+            errors="error",
+            tracebacks="traceback",
+            refunds="refund",
+        )
+        conn = raw_connection()
+        try:
+            with conn.transaction(), sql.server_cursor(conn) as cursor:
+                cursor.execute(sql.FINISH_ATTEMPTS, columns, prepare=True)
+                rows = cursor.fetchall()
+                after_status_changes(cursor, rows)
+        except payloads.UNSTORABLE as exc:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                first = self._finish_each_good(batch[:half], settled)
+                return first + self._finish_each_good(batch[half:], settled)
+            (outcome,) = batch
+            storable = outcome.storable(exc)
+            if storable == outcome:  # nothing left to make storable: leave it to its lease
+                logger.error("Could not write the outcome of execution %s: %s", outcome.id, exc)
+                settled.append(outcome)
+                return []
+            logger.error(
+                "PostgreSQL refused the outcome of execution %s (%s); writing it as failed",
+                outcome.id,
+                payloads.first_line(exc),
+                extra={"action": "outcome_refused", "worker_id": self.worker_id},
+            )
+            rows = self._finish_each_good([storable], [])
+            settled.append(outcome)
+            return rows
+        settled.extend(batch)
+        return rows
 
     def _drain(self) -> None:
         """After a stop: let running executions finish within the grace period."""
