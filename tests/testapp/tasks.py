@@ -64,4 +64,3 @@ def slow(event, ctx):
 from .durable_tasks import *  # noqa: E402, F403
 from .process_tasks import *  # noqa: E402, F403
 from .bad_value_tasks import *  # noqa: E402, F403
-from .wait_tasks import *  # noqa: E402, F403
