@@ -2,6 +2,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,32 +57,34 @@ class WorkerProcess:
             **(env or {}),
         }
         command = [sys.executable, "-m", "django", "conductor_worker", "-v", "2", *args]
+        # A file rather than a pipe: a test can read what the worker said while it runs.
+        self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by the fixture)
         self.process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
+            command, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT, text=True
         )
+
+    def output_so_far(self):
+        self.log.seek(0)
+        return self.log.read()
 
     def signal(self, signum=signal.SIGTERM):
         self.process.send_signal(signum)
 
     def wait(self, timeout=30):
         try:
-            out, _ = self.process.communicate(timeout=timeout)
+            self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, _ = self.process.communicate()
-            raise AssertionError(f"worker did not exit within {timeout}s:\n{out}") from None
-        self.output = out
+            self.kill()
+            raise AssertionError(
+                f"worker did not exit within {timeout}s:\n{self.output_so_far()}"
+            ) from None
+        self.output = self.output_so_far()
         return self.process.returncode
 
     def kill(self):
         if self.process.poll() is None:
             self.process.kill()
-            self.process.communicate()
+            self.process.wait()
 
 
 @pytest.fixture
@@ -97,6 +100,7 @@ def worker_process(transactional_db):
     yield start
     for proc in started:
         proc.kill()
+        proc.log.close()
 
 
 def database_now():

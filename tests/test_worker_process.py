@@ -23,6 +23,8 @@ pytestmark = pytest.mark.slow
 
 #: A lease short enough to wait out in a test; the heartbeat stays at most half of it.
 SHORT_LEASE = {"CONDUCTOR_TEST_LEASE": "2", "CONDUCTOR_TEST_HEARTBEAT_INTERVAL": "0.5"}
+#: A shutdown grace several leases long.
+LONG_GRACE = {"CONDUCTOR_TEST_SHUTDOWN_GRACE": "30"}
 
 
 def finish(proc, timeout=30):
@@ -375,3 +377,75 @@ def test_an_attempt_after_the_database_dropped_its_connections_starts_on_a_fresh
     assert handle.wait(timeout=60) == 0
     execution = Execution.objects.get(pk=handle.id)
     assert (execution.attempts, execution.claims) == (1, 1), worker.process.pid
+
+
+def test_executions_finishing_within_a_grace_longer_than_the_lease_keep_their_lease(
+    worker_process,
+):
+    handle = invoke("slow-first-run", {"key": "graceful", "first": 6, "then": 0.1})
+    stopping = worker_process("--concurrency", "1", env={**SHORT_LEASE, **LONG_GRACE})
+    wait_until(lambda: side_effects("started", "graceful") == 1)
+    other = worker_process("--concurrency", "1", env=SHORT_LEASE)  # reaps expired leases
+    stopping.signal(signal.SIGTERM)
+    code, _ = finish(stopping, timeout=60)
+    assert code == 0, stopping.output
+    execution = Execution.objects.get(pk=handle.id)
+    assert execution.status == "completed", stopping.output
+    assert (execution.attempts, execution.claims) == (1, 1)  # never taken over
+    assert side_effects("started", "graceful") == 1
+    other.signal(signal.SIGTERM)
+    assert other.wait(30) == 0, other.output
+
+
+def test_a_worker_frozen_past_its_lease_starts_no_step_when_it_wakes(worker_process):
+    handle = invoke("gaps-between-steps", {})
+    frozen = worker_process("--concurrency", "1", env=SHORT_LEASE)
+    wait_until(lambda: SideEffect.objects.filter(kind="gap-step").count() >= 3)
+    frozen.signal(signal.SIGSTOP)
+    try:
+        other = worker_process("--concurrency", "1", env=SHORT_LEASE)
+        wait_until(lambda: Execution.objects.get(pk=handle.id).status == "completed", 60)
+        last_before_waking = SideEffect.objects.latest("id").id
+    finally:
+        frozen.signal(signal.SIGCONT)
+    after_waking = SideEffect.objects.filter(
+        kind="gap-step", id__gt=last_before_waking, value__endswith=f":{frozen.process.pid}"
+    )
+    # Woken, it either notices that its lease ran out, or (the bug) runs the next step.
+    wait_until(lambda: "lease ran out" in frozen.output_so_far() or after_waking.exists(), 30)
+    frozen.signal(signal.SIGTERM)
+    assert frozen.wait(30) == 0, frozen.output
+    assert not after_waking.exists(), frozen.output
+    runs = Counter(v.split(":")[0] for v in gap_steps())
+    assert sorted(runs, key=int) == [str(n) for n in range(1, 21)]
+    assert sum(runs.values()) <= 21  # at most the one step in flight when it froze
+    other.signal(signal.SIGTERM)
+    assert other.wait(30) == 0, other.output
+
+
+def gap_steps():
+    return SideEffect.objects.filter(kind="gap-step").values_list("value", flat=True)
+
+
+def test_a_worker_started_while_the_database_is_down_waits_for_it(worker_process):
+    waiting = worker_process(env={"CONDUCTOR_DATABASE_NAME": "conductor_not_created_yet"})
+    wait_until(lambda: "Database unavailable" in waiting.output_so_far(), 30)
+    assert waiting.process.poll() is None  # still waiting, not exited
+    waiting.signal(signal.SIGTERM)
+    assert waiting.wait(30) == 0, waiting.output
+
+
+def test_a_duty_thread_that_dies_stops_the_worker_loudly(worker_process):
+    worker = worker_process("--worker-id", "loud", env=SHORT_LEASE)
+    wait_until(lambda: WorkerHeartbeat.objects.filter(worker_id="loud").exists())
+    rename = "ALTER TABLE django_conductor_workerheartbeat RENAME COLUMN {} TO {}"
+    with connection.cursor() as cursor:  # the next heartbeat fails, and not for a lost link
+        cursor.execute(rename.format("host", "host_renamed"))
+    try:
+        code = worker.wait(60)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(rename.format("host_renamed", "host"))
+    assert code == 1, worker.output
+    assert "The worker's _heartbeat died; stopping the worker" in worker.output
+    assert "CommandError: Worker loud stopped:" in worker.output

@@ -46,3 +46,17 @@ def slow_first_run(event, ctx):
 def orm_in_step(event, ctx):
     """A step whose first act is a query on the worker thread's own connection."""
     return ctx.step("count", lambda: SideEffect.objects.filter(kind="never").count())
+
+
+@task(name="gaps-between-steps")
+def gaps_between_steps(event, ctx):
+    """Twenty quick steps with work between them: a worker frozen now is between steps."""
+    for n in range(1, 21):
+        ctx.step(f"step-{n}", _record_gap_step, n)
+        time.sleep(0.2)
+    return "done"
+
+
+def _record_gap_step(n: int) -> int:
+    SideEffect.objects.create(kind="gap-step", value=f"{n}:{os.getpid()}")
+    return n
