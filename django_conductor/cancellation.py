@@ -1,17 +1,47 @@
-"""Cancelling a tree of executions: parked ones stop at once, running ones are asked to."""
+"""Cancelling a tree of executions: parked ones stop at once, running ones are asked to.
+
+The one lock order: every transaction that may wait for more than one execution row takes
+them in id order, and a child's id is always above its parent's, so parents come first.
+A tree is therefore locked whole, in id order, before anything in it changes; statements
+that cannot keep to the order (the reaper) take their locks with SKIP LOCKED and so wait
+for none."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from .notify import notify_ids
 from .sql import CANCEL_CHANNEL, EXECUTION
 from .transitions import after_status_changes
 
-CANCEL_TREE = f"""
+_TREE = f"""
 WITH RECURSIVE tree AS (
-    SELECT id FROM {EXECUTION} WHERE id = %(id)s
+    SELECT id, parent_id FROM {EXECUTION} WHERE id = %(id)s
     UNION ALL
-    SELECT c.id FROM {EXECUTION} c JOIN tree t ON c.parent_id = t.id
-)
+    SELECT c.id, c.parent_id FROM {EXECUTION} c JOIN tree t ON c.parent_id = t.id
+)"""
+
+#: The tree's rows in the given statuses, and its root's parent (which the root's end wakes),
+#: locked in id order.
+LOCK_TREE = f"""{_TREE}
+SELECT e.id FROM {EXECUTION} e
+WHERE (e.id IN (SELECT id FROM tree) AND e.status = ANY(%(statuses)s::text[]))
+    OR e.id = (SELECT parent_id FROM tree WHERE id = %(id)s)
+ORDER BY e.id
+FOR NO KEY UPDATE OF e
+"""
+
+#: The same rows as they are now, read by a statement of its own (a fresh snapshot).
+TREE_IDS = f"""{_TREE}
+SELECT e.id FROM {EXECUTION} e JOIN tree t ON t.id = e.id
+WHERE e.status = ANY(%(statuses)s::text[])
+"""
+
+#: What a cancel can still change; a retry locks the whole tree.
+LIVE = ("pending", "running", "sleeping", "waiting")
+ANY_STATUS = (*LIVE, "completed", "failed", "cancelled")
+
+CANCEL_TREE = f"""{_TREE}
 UPDATE {EXECUTION} e SET
     status = CASE WHEN e.status = 'running' THEN 'running' ELSE 'cancelled' END,
     finished_at = CASE WHEN e.status = 'running' THEN NULL ELSE now() END,
@@ -22,8 +52,26 @@ RETURNING e.id, e.status, e.queue, e.parent_id IS NOT NULL, false
 """
 
 
+def lock_tree(cursor, root_id: int, statuses: Iterable[str]) -> None:  # type: ignore[no-untyped-def]
+    """Lock a tree in id order, inside the caller's transaction. A child started while this
+    waited for its parent's row is not in the locking statement's snapshot, so the tree is
+    read again once every row is held (no child can be started under a held parent); if it
+    grew, the locks are let go and taken again, all in order."""
+    params = {"id": root_id, "statuses": sorted(statuses)}
+    while True:
+        cursor.execute("SAVEPOINT conductor_lock_tree")
+        cursor.execute(LOCK_TREE, params)
+        locked = {row[0] for row in cursor.fetchall()}
+        cursor.execute(TREE_IDS, params)
+        if {row[0] for row in cursor.fetchall()} <= locked:
+            cursor.execute("RELEASE SAVEPOINT conductor_lock_tree")
+            return
+        cursor.execute("ROLLBACK TO SAVEPOINT conductor_lock_tree")
+
+
 def cancel_tree(cursor, execution_id: int, reason: str) -> bool:  # type: ignore[no-untyped-def]
     """Run inside a transaction; returns whether anything was left to cancel."""
+    lock_tree(cursor, execution_id, LIVE)
     cursor.execute(CANCEL_TREE, {"id": execution_id, "reason": reason})
     rows = cursor.fetchall()
     after_status_changes(cursor, rows)

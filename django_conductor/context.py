@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
 from django.db import connection
@@ -32,7 +32,7 @@ from .exceptions import (
 )
 from .lease import Lease
 from .registry import registry
-from .sql import START_CHILD, server_cursor
+from .sql import START_CHILD, TIME_OUT_CHILD, server_cursor
 from .step_writer import StepRecord, StepWriter, StepWriterClosed
 
 if TYPE_CHECKING:
@@ -41,6 +41,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_conductor.execution")
 
 TIMEOUT_REASON = "Timed out: the parent stopped waiting"
+
+
+def child_error(
+    step_name: str, error: str, deadline: datetime | None
+) -> ChildExecutionFailed | ChildExecutionTimeout:
+    """What an invoke step that finished with ``error`` raises: the same on its first run,
+    on every replay, and as ``retry`` compares it with the parent's error."""
+    if error.startswith(TIMEOUT_REASON):
+        by = deadline.astimezone(UTC).isoformat(timespec="seconds") if deadline else "its deadline"
+        return ChildExecutionTimeout(
+            f"Child {step_name!r} did not finish by {by}; it was cancelled."
+        )
+    return ChildExecutionFailed(f"Child execution failed: {error}")
 
 
 class Park(BaseException):
@@ -228,19 +241,32 @@ class Context:
         if recorded.finished:
             if not recorded.error:
                 return recorded.result
-            if recorded.error.startswith(TIMEOUT_REASON):
-                raise ChildExecutionTimeout(f"Child {step_name!r}: {recorded.error}")
-            raise ChildExecutionFailed(f"Child execution failed: {recorded.error}")
+            raise child_error(step_name, recorded.error, recorded.wake_at)
         if recorded.wake_at is not None and recorded.wake_at <= self._clock.now():
-            if recorded.child_id is not None:
-                reason = f"{TIMEOUT_REASON} at step {step_name!r}."
-                with self._conn.transaction(), server_cursor(self._conn) as cursor:
-                    cancel_tree(cursor, recorded.child_id, reason)
-            raise ChildExecutionTimeout(
-                f"Child {step_name!r} did not finish by {recorded.wake_at.isoformat()}; "
-                "it was cancelled."
-            )
+            self._time_out(step_name, recorded.wake_at)
         raise Park("waiting", recorded.wake_at)
+
+    def _time_out(self, step_name: str, deadline: datetime) -> NoReturn:
+        """Record the timeout as the invoke step's outcome and cancel the child, in one
+        transaction fenced on this claim; a child that ends afterwards changes nothing."""
+        reason = f"{TIMEOUT_REASON} at step {step_name!r}."
+        params = {
+            "id": self.execution_id,
+            "claims": self._claims,
+            "name": step_name,
+            "error": reason,
+        }
+        with self._conn.transaction(), server_cursor(self._conn) as cursor:
+            cursor.execute(TIME_OUT_CHILD, params)
+            row = cursor.fetchone()
+            if row is None:
+                raise LeaseLost(step_name)
+            recorded, child_id = row
+            if recorded and child_id is not None:
+                cancel_tree(cursor, child_id, reason)
+        if not recorded:
+            raise Park("pending", run_in=0.0)  # the child's end came first: replay with it
+        raise child_error(step_name, reason, deadline)
 
     def _start_child(
         self,
@@ -275,9 +301,12 @@ class Context:
         with server_cursor(self._conn) as cursor:
             cursor.execute(START_CHILD, params)
             row = cursor.fetchone()
-        if row is None:
+        if row is None or not (row[0] or row[1]):
             raise LeaseLost(step_name)
-        deadline: datetime | None = row[0]
+        if row[0]:  # a cancel committed since this attempt last looked: no child for it
+            self._cancelled = True
+            raise ExecutionCancelled(f"Execution {self.execution_id} was cancelled.")
+        deadline: datetime | None = row[2]
         return deadline
 
     def _begin(self, call: str, name: str, kind: str) -> RecordedStep | None:

@@ -70,8 +70,13 @@ WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at > now() {{queue_fi
 NEXT_DUE_ANY_QUEUE = _NEXT_DUE.format(queue_filter="")
 NEXT_DUE_QUEUES = _NEXT_DUE.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
-#: One statement writes a batch of attempt outcomes and their failure records. A parked
-#: execution goes back to pending at once if a child finished while it ran (wake_pending).
+#: One statement writes a batch of attempt outcomes and their failure records. It first locks
+#: every row it and the parents' wake-up (``WAKE_PARENTS``, next in the same transaction)
+#: change: the batch and the batch's parents, in id order, the one lock order (a child's id is
+#: always above its parent's), so that it cannot deadlock with a cancel or another batch. A
+#: parked execution goes back to pending at once if a child finished while it ran
+#: (wake_pending); one that would run again (parked, retrying, handed back) while a cancel is
+#: requested ends cancelled instead, keeping the cancel's reason, and its attempt counts.
 #: Returns what ``wake_parents`` and the notifications need. Every time is the database's:
 #: an outcome's ``run_at`` is one the database gave (a wake time, a child's deadline), or
 #: it says ``run_in`` seconds from now (a retry backoff, a hand-back).
@@ -82,23 +87,38 @@ WITH v AS (
         %(run_ins)s::float8[], %(results)s::jsonb[], %(errors)s::text[],
         %(tracebacks)s::text[], %(refunds)s::int[]
     ) AS v(id, claims, status, run_at, run_in, result, error, traceback, refund)
+), locked AS (
+    SELECT e.id, e.status, e.claims, e.wake_pending, e.cancel_requested_at IS NOT NULL AS cancelling
+    FROM {EXECUTION} e
+    WHERE e.id IN (SELECT id FROM v
+                   UNION SELECT c.parent_id FROM {EXECUTION} c WHERE c.id IN (SELECT id FROM v))
+    ORDER BY e.id
+    FOR NO KEY UPDATE
+), o AS (
+    SELECT v.*, CASE
+            WHEN l.cancelling AND v.status IN ('pending', 'sleeping', 'waiting') THEN 'cancelled'
+            WHEN v.status = 'waiting' AND l.wake_pending THEN 'pending'
+            ELSE v.status
+        END AS final
+    FROM v JOIN locked l ON l.id = v.id AND l.claims = v.claims AND l.status = 'running'
 ), done AS (
     UPDATE {EXECUTION} e SET
-        status = CASE WHEN v.status = 'waiting' AND e.wake_pending THEN 'pending'
-                      ELSE v.status END,
-        run_at = CASE WHEN v.status = 'waiting' AND e.wake_pending THEN now()
-                      WHEN v.status = 'waiting' THEN v.run_at
-                      ELSE coalesce(v.run_at, now() + make_interval(secs => v.run_in), e.run_at)
+        status = o.final,
+        run_at = CASE WHEN o.final = 'cancelled' THEN e.run_at
+                      WHEN o.status = 'waiting' AND o.final = 'pending' THEN now()
+                      WHEN o.status = 'waiting' THEN o.run_at
+                      ELSE coalesce(o.run_at, now() + make_interval(secs => o.run_in), e.run_at)
                  END,
-        attempts = e.attempts - v.refund,
-        result = coalesce(v.result, e.result),
-        error = coalesce(v.error, e.error),
-        finished_at = CASE WHEN v.status IN ('completed', 'failed', 'cancelled') THEN now() END,
+        attempts = e.attempts - CASE WHEN o.final <> o.status AND o.final = 'cancelled' THEN 0
+                                     ELSE o.refund END,
+        result = coalesce(o.result, e.result),
+        error = CASE WHEN o.final = 'cancelled' THEN e.error ELSE coalesce(o.error, e.error) END,
+        finished_at = CASE WHEN o.final IN ('completed', 'failed', 'cancelled') THEN now() END,
         lease_owner = NULL, lease_expires_at = NULL, wake_pending = false
-    FROM v
-    WHERE e.id = v.id AND e.claims = v.claims AND e.status = 'running'
+    FROM o
+    WHERE e.id = o.id AND e.claims = o.claims AND e.status = 'running'
     RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts,
-        e.run_at, v.traceback
+        e.run_at, o.traceback
 ), failures AS (
     INSERT INTO {FAILED} (execution_id, task_name, error, traceback, attempts, failed_at)
     SELECT id, task_name, error, coalesce(traceback, ''), attempts, now()
@@ -108,7 +128,11 @@ SELECT id, status, queue, parent_id IS NOT NULL, run_at <= now() FROM done
 """
 
 #: Record a finished child's outcome as its parent's step and wake the parent; a parent
-#: still running is flagged so that it does not park after missing the wake-up.
+#: still running is flagged so that it does not park after missing the wake-up. An outcome
+#: is recorded once: a step already finished (a timeout came first) is left as it is. A child
+#: cancelled while its parent has a cancel requested went with its parent's cancel, which is
+#: no outcome for the parent to see: the step stays open, and retrying the parent retries
+#: that child. The caller holds the parents' rows (locked with the children, in id order).
 WAKE_PARENTS = f"""
 WITH finished AS (
     UPDATE {STEP} s SET
@@ -116,9 +140,10 @@ WITH finished AS (
         error = CASE WHEN c.status = 'completed' THEN ''
                      ELSE coalesce(nullif(c.error, ''), c.status) END,
         finished_at = now()
-    FROM {EXECUTION} c
-    WHERE c.id = ANY(%(ids)s::bigint[]) AND s.child_id = c.id AND s.finished_at IS NULL
-        AND c.status IN ('completed', 'failed', 'cancelled')
+    FROM {EXECUTION} c JOIN {EXECUTION} p ON p.id = c.parent_id
+    WHERE c.id = ANY(%(ids)s::bigint[]) AND s.child_id = c.id AND s.execution_id = p.id
+        AND s.finished_at IS NULL AND c.status IN ('completed', 'failed', 'cancelled')
+        AND NOT (c.status = 'cancelled' AND p.cancel_requested_at IS NOT NULL)
     RETURNING s.execution_id
 )
 UPDATE {EXECUTION} p SET
@@ -167,10 +192,12 @@ RETURNING execution_id, name, wake_at, finished_at IS NOT NULL
 
 #: Create a child execution and the parent's step that waits for it, in one statement;
 #: the unique (parent, parent_step) pair makes a replay unable to create a second child.
-#: Returns the deadline, ``timeout`` seconds from the database's now (NULL for none).
+#: A parent with a cancel requested gets no child: a cancel that committed first would not
+#: reach it. Returns (cancel requested, step created, the deadline ``timeout`` seconds from
+#: the database's now, NULL for none), or nothing when the claim lost the execution.
 START_CHILD = f"""
 WITH owner AS (
-    SELECT id, attempts FROM {EXECUTION}
+    SELECT id, attempts, cancel_requested_at IS NOT NULL AS cancelling FROM {EXECUTION}
     WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
     FOR SHARE
 ), child AS (
@@ -178,17 +205,38 @@ WITH owner AS (
                              parent_step)
     SELECT %(task_name)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
            owner.id, %(name)s
-    FROM owner
+    FROM owner WHERE NOT owner.cancelling
     ON CONFLICT (parent_id, parent_step) WHERE parent_id IS NOT NULL
     DO UPDATE SET parent_step = EXCLUDED.parent_step
     RETURNING id, queue
+), step AS (
+    INSERT INTO {STEP} (execution_id, name, kind, attempt, started_at, wake_at, child_id)
+    SELECT owner.id, %(name)s, 'invoke', owner.attempts, now(),
+        now() + make_interval(secs => %(timeout)s::float8), child.id
+    FROM owner, child
+    ON CONFLICT (execution_id, name) DO NOTHING
+    RETURNING wake_at, pg_notify('{READY_CHANNEL}', %(queue)s)
 )
-INSERT INTO {STEP} (execution_id, name, kind, attempt, started_at, wake_at, child_id)
-SELECT owner.id, %(name)s, 'invoke', owner.attempts, now(),
-    now() + make_interval(secs => %(timeout)s::float8), child.id
-FROM owner, child
-ON CONFLICT (execution_id, name) DO NOTHING
-RETURNING wake_at, pg_notify('{READY_CHANNEL}', %(queue)s)
+SELECT owner.cancelling, EXISTS (SELECT FROM step), (SELECT wake_at FROM step) FROM owner
+"""
+
+#: A child invoke's timeout, recorded as the outcome of the parent's step (fenced on the
+#: parent's claim) in the transaction that then cancels the child: whichever of the timeout
+#: and the child's end is recorded first is the step's outcome for good. Returns (recorded,
+#: the child's id), or nothing when the claim lost the execution.
+TIME_OUT_CHILD = f"""
+WITH owner AS (
+    SELECT id FROM {EXECUTION}
+    WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
+    FOR NO KEY UPDATE
+), timed_out AS (
+    UPDATE {STEP} s SET error = %(error)s, finished_at = now()
+    FROM owner
+    WHERE s.execution_id = owner.id AND s.name = %(name)s AND s.kind = 'invoke'
+        AND s.finished_at IS NULL
+    RETURNING s.child_id
+)
+SELECT EXISTS (SELECT FROM timed_out), (SELECT child_id FROM timed_out) FROM owner
 """
 
 #: Renew the leases this process holds, by claim (a restarted worker that reuses an id must
@@ -228,19 +276,34 @@ DELETE FROM {HEARTBEAT} WHERE last_seen_at < now() - make_interval(secs => %(age
 """
 
 #: Re-queue executions whose worker stopped renewing the lease; the lost attempt counts,
-#: so one that has used all its attempts fails with a record saying why.
+#: so one that has used all its attempts fails with a record saying why, and one with a
+#: cancel requested ends cancelled, keeping the cancel's reason. Every lock here, the lost
+#: executions' and their parents' (which a finished one wakes), is taken with SKIP LOCKED:
+#: the reaper waits for no row, so it cannot deadlock whatever order it locks in; a lost
+#: execution whose parent is busy is reaped by a later heartbeat.
 REAP_EXPIRED = f"""
-WITH lost AS (
-    SELECT id FROM {EXECUTION}
+WITH expired AS (
+    SELECT id, parent_id FROM {EXECUTION}
     WHERE status = 'running' AND lease_expires_at < now()
-    FOR UPDATE SKIP LOCKED
+), parents AS (
+    SELECT id FROM {EXECUTION} WHERE id IN (SELECT parent_id FROM expired)
+    FOR NO KEY UPDATE SKIP LOCKED
+), lost AS (
+    SELECT e.id FROM {EXECUTION} e JOIN expired x ON x.id = e.id
+    WHERE e.status = 'running' AND e.lease_expires_at < now()
+        AND (x.parent_id IS NULL OR x.parent_id IN (SELECT id FROM parents))
+    FOR NO KEY UPDATE OF e SKIP LOCKED
 ), requeued AS (
     UPDATE {EXECUTION} e SET
-        status = CASE WHEN e.attempts >= e.max_attempts THEN 'failed' ELSE 'pending' END,
-        finished_at = CASE WHEN e.attempts >= e.max_attempts THEN now() END,
+        status = CASE WHEN e.cancel_requested_at IS NOT NULL THEN 'cancelled'
+                      WHEN e.attempts >= e.max_attempts THEN 'failed' ELSE 'pending' END,
+        finished_at = CASE WHEN e.cancel_requested_at IS NOT NULL
+                             OR e.attempts >= e.max_attempts THEN now() END,
         run_at = now(),
-        error = 'Worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its lease '
-                || 'during attempt ' || e.attempts || '; the worker probably died.',
+        error = CASE WHEN e.cancel_requested_at IS NOT NULL THEN e.error
+                     ELSE 'Worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its '
+                          || 'lease during attempt ' || e.attempts
+                          || '; the worker probably died.' END,
         lease_owner = NULL, lease_expires_at = NULL
     FROM lost WHERE e.id = lost.id
     RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts

@@ -64,3 +64,4 @@ def slow(event, ctx):
 from .durable_tasks import *  # noqa: E402, F403
 from .process_tasks import *  # noqa: E402, F403
 from .bad_value_tasks import *  # noqa: E402, F403
+from .wait_tasks import *  # noqa: E402, F403
