@@ -252,3 +252,61 @@ def test_hand_back_returns_only_this_processs_claims_when_another_shares_its_wor
     one._hand_back()
     assert Execution.objects.get(pk=mine.id).status == "pending"
     assert Execution.objects.get(pk=theirs.id).status == "running"
+
+
+SLOW_CLAIM = """
+CREATE FUNCTION conductor_test_slow_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+CREATE TRIGGER conductor_test_slow_claim BEFORE UPDATE ON django_conductor_execution
+FOR EACH ROW WHEN (NEW.id = {first} AND NEW.status = 'running')
+EXECUTE FUNCTION conductor_test_slow_claim();
+"""
+FAST_CLAIM = """
+DROP TRIGGER IF EXISTS conductor_test_slow_claim ON django_conductor_execution;
+DROP FUNCTION IF EXISTS conductor_test_slow_claim();
+"""
+
+
+def test_a_claim_sees_a_child_that_finished_while_the_claim_was_under_way(transactional_db):
+    """The claim's statement reads steps from its snapshot; a child finishing after that
+    snapshot, but before the claim locks the parent, must still be seen."""
+    first = invoke("record", "claimed first", priority=10)
+    parent = invoke("record", "waits on a child")
+    child = invoke("record", "the child")
+    Step.objects.create(execution_id=parent.id, name="child", kind="invoke", child_id=child.id)
+    worker = Worker(install_signal_handlers=False, concurrency=2, prefetch=0, worker_id="claimer")
+    with connection.cursor() as cursor:
+        cursor.execute(SLOW_CLAIM.format(first=first.id))
+    try:
+        claiming = threading.Thread(target=in_a_thread(worker._claim))
+        claiming.start()
+        wait_until(claim_is_sleeping_in_the_trigger)
+        # The child finishes: its parent's invoke step is recorded, the parent row touched.
+        Step.objects.filter(execution_id=parent.id).update(finished_at=Now(), result=42)
+        Execution.objects.filter(pk=parent.id).update(wake_pending=False)
+        claiming.join(30)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(FAST_CLAIM)
+    (claimed,) = [h.claimed for key, h in worker.running.items() if key[0] == parent.id]
+    step = claimed.steps["child"]
+    assert (step.finished, step.result) == (True, 42)
+
+
+def in_a_thread(work):
+    def run():
+        try:
+            work()
+        finally:
+            connection.close()  # the thread's own connection
+
+    return run
+
+
+def claim_is_sleeping_in_the_trigger():
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
+            "AND datname = current_database()"
+        )
+        return cursor.fetchone()[0] == 1
