@@ -286,3 +286,30 @@ def test_a_childs_outcome_write_and_cancelling_its_parent_do_not_deadlock(run_wo
     assert (parent.status, parent.error) == ("cancelled", "too late")
     assert Execution.objects.get(pk=child_id).status == "completed"
     assert Step.objects.get(execution=parent, name="double-it").result == 10
+
+
+def reap(conn):
+    """One reaper pass as a worker's heartbeat runs it; returns the rows it changed."""
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute(statements.REAP_EXPIRED)
+        rows = cursor.fetchall()
+        after_status_changes(cursor, rows)
+    return rows
+
+
+def test_the_reaper_waits_for_no_row_lock_and_reaps_a_child_once_its_parent_is_free(run_worker):
+    handle = invoke("parent", 6)
+    run_worker(queues=["default"])
+    Execution.objects.filter(parent_id=handle.id).update(max_attempts=1)
+    child_id, _claims = claim_as("dead-worker", "other")  # its last attempt: reaping fails it
+    Execution.objects.filter(pk=child_id).update(lease_expires_at=Now() - timedelta(seconds=1))
+    with connect_listener() as holder, connect_listener() as reaper:
+        reaper.execute("SET lock_timeout = '5s'")  # bounds a wait that must not happen
+        with holder.transaction():
+            holder.execute(
+                f"SELECT id FROM {statements.EXECUTION} WHERE id = %s FOR UPDATE", [handle.id]
+            )
+            assert reap(reaper) == []  # the parent is busy: the child waits for a later pass
+        assert [row[:2] for row in reap(reaper)] == [(child_id, "failed")]
+    assert Execution.objects.get(pk=handle.id).status == "pending"  # woken by the failure
+    assert Step.objects.get(execution_id=handle.id, name="double-it").error
