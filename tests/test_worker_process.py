@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -449,3 +450,17 @@ def test_a_duty_thread_that_dies_stops_the_worker_loudly(worker_process):
     assert code == 1, worker.output
     assert "The worker's _heartbeat died; stopping the worker" in worker.output
     assert "CommandError: Worker loud stopped:" in worker.output
+
+
+FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+@pytest.mark.skipif(not FAKETIME.exists(), reason="needs Debian's faketime (.ci/run installs it)")
+def test_a_worker_whose_clock_is_behind_the_database_sleeps_without_spinning(worker_process):
+    handle = invoke("one-second-sleep", {})
+    behind = {"LD_PRELOAD": str(FAKETIME), "FAKETIME": "-3", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    worker = worker_process("--concurrency", "1", env=behind)  # its clock is 3 s behind
+    assert handle.wait(timeout=60) == "rested"
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.output
+    assert Execution.objects.get(pk=handle.id).claims == 2  # the run, and the wake-up

@@ -60,3 +60,9 @@ def gaps_between_steps(event, ctx):
 def _record_gap_step(n: int) -> int:
     SideEffect.objects.create(kind="gap-step", value=f"{n}:{os.getpid()}")
     return n
+
+
+@task(name="one-second-sleep")
+def one_second_sleep(event, ctx):
+    ctx.sleep("nap", 1)
+    return "rested"
