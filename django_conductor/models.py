@@ -258,6 +258,7 @@ class WorkerHeartbeat(models.Model):
     host = models.CharField(max_length=255)
     pid = models.PositiveIntegerField()
     queues = models.JSONField(default=list, blank=True, help_text="Empty means every queue.")
+    tasks = models.JSONField(default=list, blank=True, help_text="The tasks it can run.")
     concurrency = models.PositiveIntegerField(default=1)
     started_at = models.DateTimeField(db_default=Now())
     last_seen_at = models.DateTimeField(db_default=Now())

@@ -160,6 +160,21 @@ class Overview:
     def finished_last_hour(self) -> int:
         return sum(minute.total for minute in self.minutes)
 
+    @property
+    def tasks_no_worker_has(self) -> list[str]:
+        """Tasks with claimable executions that no live worker can run (a rolling deploy,
+        or a worker started from other code): they wait, unclaimed, for one that can."""
+        live = [worker for worker in self.workers if not worker.late]
+        if not live:
+            return []  # the page says already that no worker runs
+        known = {name for worker in live for name in worker.heartbeat.tasks}
+        claimable = [status.value for status in CLAIMABLE]
+        return [
+            task
+            for task, counts in self.by_task.items()
+            if task not in known and any(counts[status] for status in claimable)
+        ]
+
 
 def task_names() -> list[str]:
     """The tasks registered in code: reading distinct names from the table would scan it."""

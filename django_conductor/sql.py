@@ -29,6 +29,9 @@ _CLAIM = f"""
 WITH picked AS (
     SELECT id FROM {EXECUTION}
     WHERE status IN ('pending', 'sleeping', 'waiting') {{queue_filter}}
+        -- Only tasks this worker has: in a rolling deploy, the others wait for a worker
+        -- that has them, instead of failing here for want of a handler.
+        AND task_name = ANY(%(tasks)s::text[])
         -- The coalesce keeps the planner on conductor_claimable, already in claim order,
         -- instead of sorting every ready row found through conductor_due.
         AND coalesce(run_at, 'infinity') <= now()
@@ -64,6 +67,7 @@ CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 _NEXT_DUE = f"""
 SELECT extract(epoch FROM min(run_at) - now()) FROM {EXECUTION}
 WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at > now() {{queue_filter}}
+    AND task_name = ANY(%(tasks)s::text[])
 """
 #: Seconds until the next sleep, retry or delayed execution is due, so an idle worker
 #: wakes for it instead of waiting out the poll interval.
@@ -263,9 +267,21 @@ RENEW_LEASES_WAITING = _RENEW_LEASES.format(lock="")
 LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
 
 BEAT = f"""
-INSERT INTO {HEARTBEAT} (worker_id, host, pid, queues, concurrency, started_at, last_seen_at)
-VALUES (%(worker)s, %(host)s, %(pid)s, %(queues)s::jsonb, %(concurrency)s, now(), now())
-ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now()
+INSERT INTO {HEARTBEAT} (worker_id, host, pid, queues, tasks, concurrency, started_at,
+                         last_seen_at)
+VALUES (%(worker)s, %(host)s, %(pid)s, %(queues)s::jsonb, %(tasks)s::jsonb, %(concurrency)s,
+        now(), now())
+ON CONFLICT (worker_id) DO UPDATE SET last_seen_at = now(), tasks = EXCLUDED.tasks
+"""
+
+#: Ready executions of tasks this worker does not have, a few per task, to say so at start.
+READY_ELSEWHERE = f"""
+SELECT task_name, count(*) FROM (
+    SELECT task_name FROM {EXECUTION}
+    WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at <= now()
+        AND task_name <> ALL(%(tasks)s::text[])
+    LIMIT 10000
+) ready GROUP BY task_name ORDER BY task_name
 """
 
 FORGET_WORKER = f"DELETE FROM {HEARTBEAT} WHERE worker_id = %(worker)s"

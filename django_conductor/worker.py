@@ -84,6 +84,8 @@ class Worker:
         self.finished = threading.Event()
         self.failure: BaseException | None = None
         self._heartbeat_thread: threading.Thread | None = None
+        #: The tasks this process can run; it claims executions of these only.
+        self.task_names: list[str] = sorted(task.name for task in registry)
         self.outcomes: list[Outcome] = []
         self.processed = 0
         self._threads: list[threading.Thread] = []
@@ -156,14 +158,17 @@ class Worker:
         return False
 
     def _announce_tasks(self) -> None:
-        """Say which tasks this process can run, and warn loudly when it can run none."""
+        """Say which tasks this process can run, warn loudly when it can run none, and say
+        which ready executions it leaves to workers that have their tasks."""
         tasks = sorted(registry, key=lambda task: task.name)
+        self.task_names = [task.name for task in tasks]
         if tasks:
             logger.info(
                 "Tasks: %s",
                 ", ".join(f"{task.name} [{task.queue}]" for task in tasks),
                 extra={"action": "worker_tasks", "worker_id": self.worker_id},
             )
+            self._announce_tasks_elsewhere()
             return
         apps_searched = [
             app.name for app in apps.get_app_configs() if not app.name.startswith("django.")
@@ -175,6 +180,18 @@ class Worker:
             ", ".join(apps_searched) or "none installed",
             extra={"action": "worker_no_tasks", "worker_id": self.worker_id},
         )
+
+    def _announce_tasks_elsewhere(self) -> None:
+        with _raw_cursor() as cursor:
+            cursor.execute(sql.READY_ELSEWHERE, {"tasks": self.task_names})
+            waiting = cursor.fetchall()
+        if waiting:
+            logger.warning(
+                "Leaving ready executions of tasks this worker does not have to workers that "
+                "have them (is a deploy under way?): %s",
+                ", ".join(f"{name} ({count})" for name, count in waiting),
+                extra={"action": "worker_lacks_tasks", "worker_id": self.worker_id},
+            )
 
     def stop(self, *, now: bool = False) -> None:
         """Stop claiming; with ``now``, hand running executions back at once."""
@@ -283,7 +300,8 @@ class Worker:
         statement = sql.NEXT_DUE_QUEUES if self.queues else sql.NEXT_DUE_ANY_QUEUE
         try:
             with _raw_cursor() as cursor:
-                cursor.execute(statement, {"queues": self.queues}, prepare=True)
+                params = {"queues": self.queues, "tasks": self.task_names}
+                cursor.execute(statement, params, prepare=True)
                 (due,) = cursor.fetchone() or (None,)
         except DB_ERRORS:
             return settings.POLL_INTERVAL  # the next loop turn deals with the database
@@ -315,7 +333,13 @@ class Worker:
         if free <= 0:
             return 0
         lease = settings.LEASE
-        params = {"limit": free, "worker": self.worker_id, "lease": lease, "queues": self.queues}
+        params = {
+            "limit": free,
+            "worker": self.worker_id,
+            "lease": lease,
+            "queues": self.queues,
+            "tasks": self.task_names,
+        }
         statement = sql.CLAIM_QUEUES if self.queues else sql.CLAIM_ANY_QUEUE
         sent_at = elapsed()
         with _raw_cursor() as cursor:
@@ -516,6 +540,7 @@ class Worker:
                     "host": self.host,
                     "pid": os.getpid(),
                     "queues": payloads.dumps(self.queues),
+                    "tasks": payloads.dumps(self.task_names),
                     "concurrency": self.concurrency,
                 },
             )

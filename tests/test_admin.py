@@ -928,3 +928,15 @@ def test_the_lists_and_the_detail_share_one_date_format(admin_client, failed):
     assert shown in html(admin_client.get(url(LIST)))
     assert shown in html(admin_client.get(url(FAILURES)))
     assert shown in html(admin_client.get(url("execution_change", failed.execution_id)))
+
+
+def test_overview_names_the_tasks_no_live_worker_has(admin_client, execution_factory):
+    execution_factory(task_name="renamed-in-the-new-release", status="pending")
+    execution_factory(task_name="echo", status="pending")
+    WorkerHeartbeat.objects.create(
+        worker_id="old-code", host="web-1", pid=10, tasks=["echo"], last_seen_at=timezone.now()
+    )
+    page = html(admin_client.get(url("execution_overview")))
+    (warning,) = re.findall(r'<p class="cd-warning">(.*?)</p>', page)
+    assert warning.startswith("No live worker has renamed-in-the-new-release: its executions")
+    assert "echo" not in warning

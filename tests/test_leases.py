@@ -310,3 +310,23 @@ def claim_is_sleeping_in_the_trigger():
             "AND datname = current_database()"
         )
         return cursor.fetchone()[0] == 1
+
+
+def test_a_worker_leaves_executions_of_tasks_it_lacks_for_one_that_has_them(
+    run_worker, execution_factory, caplog
+):
+    elsewhere = execution_factory(task_name="only-in-the-new-release", status="pending")
+    here = invoke("record", "known")
+    with caplog.at_level("WARNING", logger="django_conductor.worker"):
+        run_worker()
+    assert Execution.objects.get(pk=here.id).status == "completed"
+    elsewhere.refresh_from_db()
+    assert (elsewhere.status, elsewhere.attempts, elsewhere.claims) == ("pending", 0, 0)
+    assert "only-in-the-new-release (1)" in caplog.text
+
+
+def test_a_workers_heartbeat_says_which_tasks_it_has(transactional_db):
+    worker = Worker(install_signal_handlers=False, worker_id="knows")
+    worker._beat()
+    tasks = WorkerHeartbeat.objects.get(worker_id="knows").tasks
+    assert "record" in tasks and "echo" in tasks
