@@ -14,6 +14,7 @@ from django_conductor import cancel, invoke, retry
 from django_conductor import sql as statements
 from django_conductor.models import Execution, FailedExecution, Step
 from django_conductor.notify import connect_listener
+from django_conductor.registry import registry
 from django_conductor.transitions import after_status_changes
 from django_conductor.worker import Worker
 from tests.conftest import wait_until
@@ -37,7 +38,13 @@ def claim_as(worker_id, queue):
     """Claim the next ready execution of ``queue`` as a worker would, on a connection of
     its own; returns (id, claims). Nothing runs it: the test decides how it ends."""
     with connect_listener() as conn:
-        params = {"limit": 1, "worker": worker_id, "lease": 600.0, "queues": [queue]}
+        params = {
+            "limit": 1,
+            "worker": worker_id,
+            "lease": 600.0,
+            "queues": [queue],
+            "tasks": [task.name for task in registry],
+        }
         row = conn.execute(statements.CLAIM_QUEUES, params).fetchone()
     assert row is not None, f"nothing to claim on {queue!r}"
     return row[0], row[7]
