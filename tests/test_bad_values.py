@@ -76,8 +76,14 @@ class WorkerThread:
 
 
 def waiting_on_a_lock():
-    with connection.cursor() as cursor:  # pg_locks, not pg_stat_activity: it is read live
-        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+    """The step writer waits on the held row (the heartbeat's lease renewal may wait on it
+    too, so the waiting statement is told apart by what it is)."""
+    with connection.cursor() as cursor:  # pg_locks is read live; the query names the writer
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # activity afresh, even in a block
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.query LIKE '%%INSERT INTO django_conductor_step%%'"
+        )
         return cursor.fetchone()[0] > 0
 
 
