@@ -61,7 +61,7 @@ def slow(event, ctx):
     return "slept"
 
 
+from .bad_value_tasks import *  # noqa: E402, F403
 from .durable_tasks import *  # noqa: E402, F403
 from .process_tasks import *  # noqa: E402, F403
-from .bad_value_tasks import *  # noqa: E402, F403
 from .wait_tasks import *  # noqa: E402, F403
