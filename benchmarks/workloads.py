@@ -284,7 +284,10 @@ def claim_latency(samples: int) -> dict[str, Any]:
     statement = getattr(sql, "CLAIM_ANY_QUEUE", None)
     if statement is None:
         return {"error": "django_conductor.sql.CLAIM_ANY_QUEUE is gone"}
-    params = {"limit": 10, "worker": "bench-claim", "lease": 30.0, "queues": []}
+    from django_conductor.registry import registry
+
+    tasks = sorted(task.name for task in registry)
+    params = {"limit": 10, "worker": "bench-claim", "lease": 30.0, "queues": [], "tasks": tasks}
     connection.ensure_connection()
     conn = connection.connection
     timings = []

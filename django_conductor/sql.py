@@ -332,11 +332,17 @@ SELECT id, status, queue, parent_id IS NOT NULL, true FROM requeued
 
 #: Give back the claims this process still holds, without using up their attempts.
 HAND_BACK = f"""
+WITH mine AS (
+    SELECT e.id FROM {EXECUTION} e
+    JOIN unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
+        ON e.id = v.id AND e.claims = v.claims
+    WHERE e.lease_owner = %(worker)s AND e.status = 'running'
+    ORDER BY e.id
+    FOR NO KEY UPDATE OF e
+)
 UPDATE {EXECUTION} e SET status = 'pending', attempts = greatest(e.attempts - 1, 0),
     run_at = now(), lease_owner = NULL, lease_expires_at = NULL
-FROM unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
-WHERE e.id = v.id AND e.claims = v.claims AND e.lease_owner = %(worker)s
-    AND e.status = 'running'
+FROM mine WHERE e.id = mine.id
 RETURNING e.id, e.queue
 """
 

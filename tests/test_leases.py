@@ -13,6 +13,7 @@ from django_conductor import sql as statements
 from django_conductor.attempt import Outcome
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
 from django_conductor.notify import connect_listener
+from django_conductor.registry import registry
 from django_conductor.worker import Worker
 from tests.conftest import wait_until
 from tests.testapp.models import SideEffect
@@ -20,10 +21,13 @@ from tests.testapp.models import SideEffect
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+TASKS = sorted(task.name for task in registry)
+
+
 def claim_as(worker_id, lease=30.0):
     """Claim like a worker would, on a connection of its own, and return the claimed row."""
     with connect_listener() as conn:
-        params = {"limit": 1, "worker": worker_id, "lease": lease, "queues": []}
+        params = {"limit": 1, "worker": worker_id, "lease": lease, "queues": [], "tasks": TASKS}
         return conn.execute(statements.CLAIM_ANY_QUEUE, params).fetchone()
 
 

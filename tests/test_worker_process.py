@@ -297,8 +297,9 @@ def test_worker_survives_database_restart(worker_process):
         ).exists()
     )
     proc.signal(signal.SIGTERM)
+    # No "Database unavailable" needed: idle connections the server closed are reopened
+    # before they are used, so the worker may never see an error at all.
     assert proc.wait() == 0, proc.output
-    assert "Database unavailable" in proc.output
     assert Execution.objects.get(pk=second.id).result == 2
     assert sorted(SideEffect.objects.values_list("value", flat=True)) == ["1", "2"]
 
