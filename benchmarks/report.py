@@ -110,6 +110,13 @@ def targets(results: dict[str, Any]) -> list[Target]:
         Target("invoke_many", _get(results, "invoke", "many_rate"), 20_000, unit="rows/s"),
         Target("throughput with 1M finished rows ÷ empty table", scale_ratio, 0.8, unit="x"),
         Target(
+            "claim with 100,000 parked ÷ empty table",
+            _get(results, "parked", "ratio"),
+            1.5,
+            higher=False,
+            unit="x",
+        ),
+        Target(
             "worker peak RSS at concurrency 20",
             _get(results, "memory", "c20", "peak_rss_mb"),
             120,
@@ -224,6 +231,24 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             measured = "; ".join(c.get("error", "") for c in claims if "error" in c)
         add("6. claim statement, limit 10, p50: empty vs loaded", measured)
 
+    def parked(r: dict[str, Any]) -> None:
+        claims = [r["empty"], r["parked"]]
+        if "ratio" not in r:
+            add(
+                "6. claim, limit 10, with parked work",
+                "; ".join(c.get("error", "") for c in claims),
+            )
+            return
+        measured = " vs ".join(
+            f"{_num(c['p50_ms'], 2)} ms (server {_num(c['explain_ms'], 2)})" for c in claims
+        )
+        add(
+            f"6. claim, limit 10, p50: empty vs {r['rows']:,} parked",
+            f"{measured} ({r['ratio']:.2f}x)",
+            "≤ 1.5x",
+            status["claim with 100,000 parked ÷ empty table"],
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -261,6 +286,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("invoke", invoke, "4. invoke rate")
     section("sleep-child", child, "5. sleep + child round trip")
     section("scale", scaled, "6. scale")
+    section("parked", parked, "6. claim with parked work")
     section("memory", mem, "7. memory")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")

@@ -38,6 +38,7 @@ WORKLOADS = (
     "sleep-child",
     "memory",
     "scale",
+    "parked",
     "peers",
 )
 
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "sleep-child": lambda: workloads.sleep_child(sizes),
         "memory": lambda: workloads.memory(sizes),
         "scale": lambda: workloads.scale(sizes),
+        "parked": lambda: workloads.parked(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -235,6 +237,7 @@ PRIMARY = {
     "sleep-child": ("rate",),
     "memory": ("c20", "peak_rss_mb"),
     "scale": ("ratio",),
+    "parked": ("ratio",),
 }
 
 

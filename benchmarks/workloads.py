@@ -50,6 +50,7 @@ class Sizes:
     scale_rows: int = 1_000_000
     scale_noop: int = 20_000
     claim_samples: int = 200
+    parked_rows: int = 100_000
     memory_noop: int = 4_000
     memory_steps: int = 400
     pgbench_seconds: float = 5.0
@@ -77,6 +78,7 @@ class Sizes:
         return replace(
             cls().scaled(0.1),
             scale_rows=100_000,
+            parked_rows=20_000,
             claim_samples=50,
             pgbench_seconds=2.0,
             peer_drain_cap_s=15.0,
@@ -361,6 +363,35 @@ def scale(sizes: Sizes) -> dict[str, Any]:
         }
     result["ratio"] = result["loaded"]["rate"] / result["empty"]["rate"]
     reset_tables()
+    return result
+
+
+#: Parked executions ahead of and behind the ready ones: sleeping, waiting on a child (with
+#: no deadline), delayed, and backing off, half of them at a higher priority.
+_PARKED = f"""
+INSERT INTO {EXECUTION} (task_name, status, run_at, priority)
+SELECT %s, (ARRAY['sleeping', 'waiting', 'pending', 'pending'])[g % 4 + 1],
+    CASE WHEN g % 4 = 1 THEN NULL ELSE now() + make_interval(mins => 1 + g % 600) END,
+    CASE WHEN g % 2 = 0 THEN 10 ELSE 0 END
+FROM generate_series(1, %s) AS g
+"""
+
+
+def parked(sizes: Sizes) -> dict[str, Any]:
+    """The claim of ten ready executions on a table with nothing else in it, and with
+    ``parked_rows`` parked executions around them: its cost must not grow with parked work."""
+    noop = _tasks().noop
+    reset_tables()
+    enqueue(noop, 10)
+    analyze()
+    empty = claim_latency(sizes.claim_samples)
+    execute(_PARKED, [noop.name, sizes.parked_rows])
+    execute(f"VACUUM ANALYZE {EXECUTION}")
+    loaded = claim_latency(sizes.claim_samples)
+    reset_tables()
+    result: dict[str, Any] = {"rows": sizes.parked_rows, "empty": empty, "parked": loaded}
+    if "p50_ms" in empty and "p50_ms" in loaded:
+        result["ratio"] = loaded["p50_ms"] / empty["p50_ms"]
     return result
 
 
