@@ -370,9 +370,9 @@ def scale(sizes: Sizes) -> dict[str, Any]:
 #: no deadline), delayed, and backing off, half of them at a higher priority.
 _PARKED = f"""
 INSERT INTO {EXECUTION} (task_name, status, run_at, priority)
-SELECT %s, (ARRAY['sleeping', 'waiting', 'pending', 'pending'])[g % 4 + 1],
-    CASE WHEN g % 4 = 1 THEN NULL ELSE now() + make_interval(mins => 1 + g % 600) END,
-    CASE WHEN g % 2 = 0 THEN 10 ELSE 0 END
+SELECT %s, (ARRAY['sleeping', 'waiting', 'pending', 'pending'])[g %% 4 + 1],
+    CASE WHEN g %% 4 = 1 THEN NULL ELSE now() + make_interval(mins => 1 + g %% 600) END,
+    CASE WHEN g %% 2 = 0 THEN 10 ELSE 0 END
 FROM generate_series(1, %s) AS g
 """
 

@@ -25,32 +25,19 @@ _STEP_ROW = (
     "s.child_id)"
 )
 
-_CLAIMABLE = "status IN ('pending', 'sleeping', 'waiting')"
-
 _CLAIM = f"""
-WITH RECURSIVE levels(priority) AS (
-    -- The priorities that have claimable executions, highest first, one index probe each.
-    -- Each level's ready executions are then one range of conductor_claimable, so that
-    -- parked work at a higher priority (sleeping, delayed, backing off) is never read
-    -- through: the claim costs the same however much of it there is.
-    (SELECT priority FROM {EXECUTION} WHERE {_CLAIMABLE} ORDER BY priority DESC LIMIT 1)
-    UNION ALL
-    SELECT (SELECT e.priority FROM {EXECUTION} e
-            WHERE e.{_CLAIMABLE} AND e.priority < l.priority ORDER BY e.priority DESC LIMIT 1)
-    FROM levels l WHERE l.priority IS NOT NULL
-), picked AS (
-    SELECT ready.id FROM levels CROSS JOIN LATERAL (
-        SELECT id, run_at FROM {EXECUTION}
-        WHERE {_CLAIMABLE} AND priority = levels.priority AND run_at <= now() {{queue_filter}}
-            -- Only tasks this worker has: in a rolling deploy, the others wait for a
-            -- worker that has them, instead of failing here for want of a handler.
-            AND task_name = ANY(%(tasks)s::text[])
-        ORDER BY run_at, id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) ready
-    ORDER BY levels.priority DESC, ready.run_at, ready.id
+WITH picked AS (
+    SELECT id FROM {EXECUTION}
+    WHERE status IN ('pending', 'sleeping', 'waiting') {{queue_filter}}
+        -- Only tasks this worker has: in a rolling deploy, the others wait for a worker
+        -- that has them, instead of failing here for want of a handler.
+        AND task_name = ANY(%(tasks)s::text[])
+        -- The coalesce keeps the planner on conductor_claimable, already in claim order,
+        -- instead of sorting every ready row found through conductor_due.
+        AND coalesce(run_at, 'infinity') <= now()
+    ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE {EXECUTION} e
     SET status = 'running', attempts = e.attempts + 1, claims = e.claims + 1,
@@ -68,8 +55,6 @@ FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
 
-CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
-
 #: The steps of claimed executions read again after the claim: the claim reads steps from
 #: its statement's snapshot, and a child finishing just before the claim locked its parent
 #: may have recorded the parent's invoke step after that snapshot was taken.
@@ -77,6 +62,7 @@ STEPS_OF = f"""
 SELECT s.execution_id, json_agg({_STEP_ROW})::text FROM {STEP} s
 WHERE s.execution_id = ANY(%(ids)s::bigint[]) GROUP BY s.execution_id
 """
+CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
 _NEXT_DUE = f"""
 SELECT extract(epoch FROM min(run_at) - now()) FROM {EXECUTION}
