@@ -74,10 +74,19 @@ WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at > now() {{queue_fi
 NEXT_DUE_ANY_QUEUE = _NEXT_DUE.format(queue_filter="")
 NEXT_DUE_QUEUES = _NEXT_DUE.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
+#: How an attempt's end becomes the execution's status, read on the row as the update locked
+#: it: a park, retry or hand-back of an execution whose cancel is requested ends it cancelled;
+#: a park to wait on a child that has finished meanwhile (wake_pending) runs again at once.
+_FINAL = (
+    "(CASE WHEN e.cancel_requested_at IS NOT NULL AND v.status IN ('pending', 'sleeping', "
+    "'waiting') THEN 'cancelled' WHEN v.status = 'waiting' AND e.wake_pending THEN 'pending' "
+    "ELSE v.status END)"
+)
+
 #: One statement writes a batch of attempt outcomes and their failure records. It first locks
-#: every row it and the parents' wake-up (``WAKE_PARENTS``, next in the same transaction)
-#: change: the batch and the batch's parents, in id order, the one lock order (a child's id is
-#: always above its parent's), so that it cannot deadlock with a cancel or another batch. A
+#: the batch's parents, which the parents' wake-up (``WAKE_PARENTS``, next in the same
+#: transaction) changes, then the batch's rows in updating them: parents before children, as
+#: a cancel or a retry locks a tree (a child's id is always above its parent's). A
 #: parked execution goes back to pending at once if a child finished while it ran
 #: (wake_pending); one that would run again (parked, retrying, handed back) while a cancel is
 #: requested ends cancelled instead, keeping the cancel's reason, and its attempt counts.
@@ -91,38 +100,33 @@ WITH v AS (
         %(run_ins)s::float8[], %(results)s::jsonb[], %(errors)s::text[],
         %(tracebacks)s::text[], %(refunds)s::int[]
     ) AS v(id, claims, status, run_at, run_in, result, error, traceback, refund)
-), locked AS (
-    SELECT e.id, e.status, e.claims, e.wake_pending, e.cancel_requested_at IS NOT NULL AS cancelling
-    FROM {EXECUTION} e
-    WHERE e.id IN (SELECT id FROM v
-                   UNION SELECT c.parent_id FROM {EXECUTION} c WHERE c.id IN (SELECT id FROM v))
-    ORDER BY e.id
+), parents AS (
+    -- The batch's parents first, in id order (a parent's id is below its children's), as a
+    -- cancel or a retry locks a tree: a child's outcome and cancelling its parent never
+    -- wait on each other. The batch's own rows are locked by the update itself.
+    SELECT p.id FROM {EXECUTION} p
+    WHERE p.id IN (SELECT c.parent_id FROM {EXECUTION} c WHERE c.id IN (SELECT id FROM v))
+    ORDER BY p.id
     FOR NO KEY UPDATE
-), o AS (
-    SELECT v.*, CASE
-            WHEN l.cancelling AND v.status IN ('pending', 'sleeping', 'waiting') THEN 'cancelled'
-            WHEN v.status = 'waiting' AND l.wake_pending THEN 'pending'
-            ELSE v.status
-        END AS final
-    FROM v JOIN locked l ON l.id = v.id AND l.claims = v.claims AND l.status = 'running'
 ), done AS (
     UPDATE {EXECUTION} e SET
-        status = o.final,
-        run_at = CASE WHEN o.final = 'cancelled' THEN e.run_at
-                      WHEN o.status = 'waiting' AND o.final = 'pending' THEN now()
-                      WHEN o.status = 'waiting' THEN o.run_at
-                      ELSE coalesce(o.run_at, now() + make_interval(secs => o.run_in), e.run_at)
+        status = {_FINAL},
+        run_at = CASE WHEN {_FINAL} = 'cancelled' THEN e.run_at
+                      WHEN v.status = 'waiting' AND {_FINAL} = 'pending' THEN now()
+                      WHEN v.status = 'waiting' THEN v.run_at
+                      ELSE coalesce(v.run_at, now() + make_interval(secs => v.run_in), e.run_at)
                  END,
-        attempts = e.attempts - CASE WHEN o.final <> o.status AND o.final = 'cancelled' THEN 0
-                                     ELSE o.refund END,
-        result = coalesce(o.result, e.result),
-        error = CASE WHEN o.final = 'cancelled' THEN e.error ELSE coalesce(o.error, e.error) END,
-        finished_at = CASE WHEN o.final IN ('completed', 'failed', 'cancelled') THEN now() END,
+        attempts = e.attempts - CASE WHEN {_FINAL} <> v.status AND {_FINAL} = 'cancelled'
+                                     THEN 0 ELSE v.refund END,
+        result = coalesce(v.result, e.result),
+        error = CASE WHEN {_FINAL} = 'cancelled' THEN e.error ELSE coalesce(v.error, e.error) END,
+        finished_at = CASE WHEN {_FINAL} IN ('completed', 'failed', 'cancelled') THEN now() END,
         lease_owner = NULL, lease_expires_at = NULL, wake_pending = false
-    FROM o
-    WHERE e.id = o.id AND e.claims = o.claims AND e.status = 'running'
+    FROM v
+    WHERE e.id = v.id AND e.claims = v.claims AND e.status = 'running'
+        AND (SELECT count(*) FROM parents) >= 0  -- locks the parents before any batch row
     RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts,
-        e.run_at, o.traceback
+        e.run_at, v.traceback
 ), failures AS (
     INSERT INTO {FAILED} (execution_id, task_name, error, traceback, attempts, failed_at)
     SELECT id, task_name, error, coalesce(traceback, ''), attempts, now()
