@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import InterfaceError, OperationalError, connection
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
 
 from . import payloads, sql
 from .clock import DatabaseClock
@@ -174,7 +174,8 @@ def run_attempt(
         # back unless another worker has taken it over, without using an attempt.
         logger.warning("Execution %s waited past its lease; handing it back", claimed.id)
         return claimed.outcome("pending", run_in=0.0, refund=1)
-    conn = raw_connection()
+    db = connections[DEFAULT_DB_ALIAS]  # this thread's; looked up once, not per use
+    conn = raw_connection(db)
     ctx = Context(
         execution_id=claimed.id,
         task_name=claimed.task_name,
@@ -184,6 +185,7 @@ def run_attempt(
         recorded=claimed.steps,
         stopping=stopping,
         conn=conn,
+        db=db,
         writer=writer,
         clock=claimed.clock,
         lease=claimed.lease,
@@ -193,7 +195,7 @@ def run_attempt(
     event = Event(claimed.event_name, claimed.payload, claimed.id, claimed.attempt)
     done = claimed.outcome
     try:
-        ctx.checkpoint()
+        ctx.release_point()  # a cancel or a stop that came while it waited for a thread
         task = registry.get(claimed.task_name)
         if task.is_async:
             result = asyncio.run(task.func(event, AsyncContext(ctx)))
@@ -246,23 +248,27 @@ def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
     return claimed.outcome("pending", run_in=0.0, refund=1, error=error)
 
 
-def raw_connection():  # type: ignore[no-untyped-def]
+def raw_connection(db: Any = None):  # type: ignore[no-untyped-def]
     """This thread's Django connection, as the psycopg connection underneath it, opened
     afresh when the server has closed it meanwhile (a restart, a terminated backend), so
     that an attempt never starts on a connection that its first query would find dead."""
-    if connection.connection is not None and _hung_up(connection.connection):
-        connection.close()
-    connection.ensure_connection()
-    return connection.connection
+    db = db if db is not None else connections[DEFAULT_DB_ALIAS]
+    if db.connection is not None and _hung_up(db.connection):
+        db.close()
+    db.ensure_connection()
+    return db.connection
 
 
 def _hung_up(conn: psycopg.Connection) -> bool:
     """An idle connection has nothing to read, unless the server said goodbye (its last
     message, or the end of the stream): one poll, no round trip."""
-    if conn.closed or conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        return bool(conn.closed)
+    pgconn = conn.pgconn
+    if pgconn.status != psycopg.pq.ConnStatus.OK:
+        return True
+    if pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        return False
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        readable, _, _ = select.select([pgconn.socket], [], [], 0)
     except (OSError, ValueError):
         return True
     return bool(readable)

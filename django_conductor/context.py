@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
-from django.db import connection
 from django.utils import timezone
 
 from . import payloads
@@ -119,6 +118,7 @@ class Context:
         recorded: dict[str, RecordedStep],
         stopping: threading.Event,
         conn: psycopg.Connection,
+        db: Any,
         writer: StepWriter,
         clock: DatabaseClock,
         lease: Lease,
@@ -132,6 +132,8 @@ class Context:
         self._recorded = recorded
         self._stopping = stopping
         self._conn = conn
+        #: This thread's Django connection (its wrapper), for the atomic-block check.
+        self._db = db
         self._writer = writer
         self._clock = clock
         self._lease = lease
@@ -159,9 +161,11 @@ class Context:
         """A release point: park if the worker is stopping, raise if cancelled."""
         self._refuse_transaction("checkpoint", None)
         self._ensure_lease("checkpoint")
-        self._release_point()
+        self.release_point()
 
-    def _release_point(self) -> None:
+    def release_point(self) -> None:
+        """Park if the worker is stopping, raise if cancelled (the checks that need no
+        database: ``checkpoint()`` without its guards)."""
         if self._cancelled:
             raise ExecutionCancelled(f"Execution {self.execution_id} was cancelled.")
         if self._stopping.is_set():
@@ -331,7 +335,7 @@ class Context:
                 f"{kind}; step names must be stable across replays."
             )
         if recorded is None or recorded.raised:
-            self._release_point()
+            self.release_point()
             return None
         return recorded
 
@@ -347,7 +351,7 @@ class Context:
         this execution's own in autocommit), never inside the handler's transaction: a
         call there would commit while the block around it could still roll back."""
         idle = self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        if connection.in_atomic_block or not idle:
+        if self._db.in_atomic_block or not idle:
             what = f"ctx.{call}({name!r})" if name is not None else f"ctx.{call}()"
             raise TransactionNotAllowed(
                 f"{what} was called inside a transaction (transaction.atomic()), and nothing "

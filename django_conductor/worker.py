@@ -86,6 +86,8 @@ class Worker:
         self._heartbeat_thread: threading.Thread | None = None
         #: The tasks this process can run; it claims executions of these only.
         self.task_names: list[str] = sorted(task.name for task in registry)
+        #: The same as one PostgreSQL array literal, sent with every claim as one value.
+        self.tasks_literal = _text_array(self.task_names)
         self.outcomes: list[Outcome] = []
         self.processed = 0
         self._threads: list[threading.Thread] = []
@@ -162,6 +164,7 @@ class Worker:
         which ready executions it leaves to workers that have their tasks."""
         tasks = sorted(registry, key=lambda task: task.name)
         self.task_names = [task.name for task in tasks]
+        self.tasks_literal = _text_array(self.task_names)
         if tasks:
             logger.info(
                 "Tasks: %s",
@@ -300,7 +303,7 @@ class Worker:
         statement = sql.NEXT_DUE_QUEUES if self.queues else sql.NEXT_DUE_ANY_QUEUE
         try:
             with _raw_cursor() as cursor:
-                params = {"queues": self.queues, "tasks": self.task_names}
+                params = {"queues": self.queues, "tasks": self.tasks_literal}
                 cursor.execute(statement, params, prepare=True)
                 (due,) = cursor.fetchone() or (None,)
         except DB_ERRORS:
@@ -338,7 +341,7 @@ class Worker:
             "worker": self.worker_id,
             "lease": lease,
             "queues": self.queues,
-            "tasks": self.task_names,
+            "tasks": self.tasks_literal,
         }
         statement = sql.CLAIM_QUEUES if self.queues else sql.CLAIM_ANY_QUEUE
         sent_at = elapsed()
@@ -630,6 +633,12 @@ class Held:
 
     claimed: Claimed
     ctx: Context | None = None
+
+
+def _text_array(items: list[str]) -> str:
+    """A ``text[]`` literal: ``{"a","b\\"c"}``."""
+    quoted = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
+    return "{" + ",".join(quoted) + "}"
 
 
 def _pairs(keys: Iterable[tuple[int, int]]) -> dict[str, list[int]]:
