@@ -7,6 +7,7 @@ import asyncio
 import logging
 import select
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -248,12 +249,22 @@ def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
     return claimed.outcome("pending", run_in=0.0, refund=1, error=error)
 
 
+#: A connection idle this long is polled before it is used again. One in constant use is not:
+#: the poll is a system call that gives up the GIL, a cost every attempt would pay, and a
+#: busy connection the server closes fails at once, costing no attempt.
+IDLE_BEFORE_POLL = 1.0
+_used = threading.local()
+
+
 def raw_connection(db: Any = None):  # type: ignore[no-untyped-def]
     """This thread's Django connection, as the psycopg connection underneath it, opened
-    afresh when the server has closed it meanwhile (a restart, a terminated backend), so
-    that an attempt never starts on a connection that its first query would find dead."""
+    afresh when the server has closed it while it sat idle (a restart, a terminated
+    backend), so that an attempt never starts on a connection its first query finds dead."""
     db = db if db is not None else connections[DEFAULT_DB_ALIAS]
-    if db.connection is not None and _hung_up(db.connection):
+    now = time.monotonic()
+    idle = now - getattr(_used, "at", 0.0) > IDLE_BEFORE_POLL
+    _used.at = now
+    if idle and db.connection is not None and _hung_up(db.connection):
         db.close()
     db.ensure_connection()
     return db.connection

@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 
 from django_conductor import invoke
+from django_conductor.attempt import IDLE_BEFORE_POLL
 from django_conductor.models import Execution, Step, WorkerHeartbeat
 from tests.testapp.models import SideEffect
 from tests.testapp.process_tasks import record_in_step
@@ -370,6 +371,7 @@ def test_an_attempt_after_the_database_dropped_its_connections_starts_on_a_fresh
     worker = worker_process("--concurrency", "1")
     warm = invoke("record", "warm")
     assert warm.wait(timeout=60) == "warm"  # the slot thread's connection is open now
+    time.sleep(IDLE_BEFORE_POLL + 0.5)  # and idle long enough to be polled before reuse
     with connection.cursor() as cursor:  # as a server restart would: every session is cut
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
