@@ -264,19 +264,20 @@ def raw_connection(db: Any = None):  # type: ignore[no-untyped-def]
     now = time.monotonic()
     idle = now - getattr(_used, "at", 0.0) > IDLE_BEFORE_POLL
     _used.at = now
-    if idle and db.connection is not None and _hung_up(db.connection):
+    if db.connection is not None and _hung_up(db.connection, poll=idle):
         db.close()
     db.ensure_connection()
     return db.connection
 
 
-def _hung_up(conn: psycopg.Connection) -> bool:
-    """An idle connection has nothing to read, unless the server said goodbye (its last
-    message, or the end of the stream): one poll, no round trip."""
+def _hung_up(conn: psycopg.Connection, *, poll: bool) -> bool:
+    """A connection libpq knows is broken; with ``poll``, also an idle one that has
+    something to read, which is the server saying goodbye (its last message, or the end
+    of the stream): one poll, no round trip."""
     pgconn = conn.pgconn
     if pgconn.status != psycopg.pq.ConnStatus.OK:
         return True
-    if pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+    if not poll or pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         return False
     try:
         readable, _, _ = select.select([pgconn.socket], [], [], 0)

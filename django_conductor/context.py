@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("django_conductor.execution")
 
+_IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
+
 TIMEOUT_REASON = "Timed out: the parent stopped waiting"
 
 
@@ -350,8 +352,11 @@ class Context:
         """Durable records commit on connections of their own (the worker's step writer, or
         this execution's own in autocommit), never inside the handler's transaction: a
         call there would commit while the block around it could still roll back."""
-        idle = self._conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-        if self._db.in_atomic_block or not idle:
+        # A transaction is open (or failed) on this connection. A broken one (UNKNOWN, after
+        # a server restart) is no transaction of the handler's: its next query fails as a
+        # lost connection, which hands the execution back.
+        status = self._conn.pgconn.transaction_status
+        if self._db.in_atomic_block or status in _IN_TRANSACTION:
             what = f"ctx.{call}({name!r})" if name is not None else f"ctx.{call}()"
             raise TransactionNotAllowed(
                 f"{what} was called inside a transaction (transaction.atomic()), and nothing "

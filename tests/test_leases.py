@@ -334,3 +334,13 @@ def test_a_workers_heartbeat_says_which_tasks_it_has(transactional_db):
     worker._beat()
     tasks = WorkerHeartbeat.objects.get(worker_id="knows").tasks
     assert "record" in tasks and "echo" in tasks
+
+
+def test_a_ctx_call_on_a_connection_the_server_dropped_is_not_taken_for_a_transaction(
+    run_worker,
+):
+    handle = invoke("step-after-a-dropped-connection", {})
+    run_worker(concurrency=1)
+    execution = Execution.objects.get(pk=handle.id)
+    assert (execution.status, execution.error) == ("completed", ""), execution.error
+    assert execution.result == "recorded"

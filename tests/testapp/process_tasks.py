@@ -66,3 +66,25 @@ def _record_gap_step(n: int) -> int:
 def one_second_sleep(event, ctx):
     ctx.sleep("nap", 1)
     return "rested"
+
+
+@task(name="step-after-a-dropped-connection", max_attempts=1)
+def step_after_a_dropped_connection(event, ctx):
+    """The server drops this thread's connection; the handler shrugs off the failed query
+    and carries on with a step, which the worker records on a connection of its own."""
+    import psycopg
+    from django.db import DatabaseError, connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        pass  # the connection is gone: libpq now knows it is broken
+    return ctx.step("after", lambda: "recorded")
