@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connection, connections
+from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from . import payloads, sql
 from .clock import DatabaseClock
@@ -176,7 +176,7 @@ def run_attempt(
         logger.warning("Execution %s waited past its lease; handing it back", claimed.id)
         return claimed.outcome("pending", run_in=0.0, refund=1)
     db = connections[DEFAULT_DB_ALIAS]  # this thread's; looked up once, not per use
-    conn = raw_connection(db)
+    raw_connection(db)
     ctx = Context(
         execution_id=claimed.id,
         task_name=claimed.task_name,
@@ -185,7 +185,6 @@ def run_attempt(
         claims=claimed.claims,
         recorded=claimed.steps,
         stopping=stopping,
-        conn=conn,
         db=db,
         writer=writer,
         clock=claimed.clock,
@@ -221,9 +220,9 @@ def run_attempt(
         ctx.logger.warning("Could not record a step (%s); handing the execution back", exc)
         return hand_back(claimed, exc)
     except Exception as exc:
-        if isinstance(exc, DB_ERRORS) and not connection.is_usable():
+        if isinstance(exc, DB_ERRORS) and not db.is_usable():
             # The database went away under this attempt: not the handler's fault.
-            connection.close()
+            db.close()
             ctx.logger.warning("Lost the database connection; handing the execution back")
             return hand_back(claimed, exc)
         return _failure(claimed, ctx, exc)

@@ -119,7 +119,6 @@ class Context:
         claims: int,
         recorded: dict[str, RecordedStep],
         stopping: threading.Event,
-        conn: psycopg.Connection,
         db: Any,
         writer: StepWriter,
         clock: DatabaseClock,
@@ -133,9 +132,10 @@ class Context:
         self._claims = claims
         self._recorded = recorded
         self._stopping = stopping
-        self._conn = conn
-        #: This thread's Django connection (its wrapper), for the atomic-block check.
+        #: This thread's Django connection (its wrapper, for the atomic-block check) and the
+        #: psycopg connection under it, on which child invokes are recorded.
         self._db = db
+        self._conn: psycopg.Connection = db.connection
         self._writer = writer
         self._clock = clock
         self._lease = lease

@@ -155,7 +155,7 @@ class Worker:
                 check_tables()
                 return True
             except DB_ERRORS as exc:
-                backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
+                backoff = _next_backoff(backoff)
                 self._database_trouble(exc, backoff)
         return False
 
@@ -163,8 +163,6 @@ class Worker:
         """Say which tasks this process can run, warn loudly when it can run none, and say
         which ready executions it leaves to workers that have their tasks."""
         tasks = sorted(registry, key=lambda task: task.name)
-        self.task_names = [task.name for task in tasks]
-        self.tasks_literal = _text_array(self.task_names)
         if tasks:
             logger.info(
                 "Tasks: %s",
@@ -262,7 +260,7 @@ class Worker:
                 claimed = self._claim()
                 backoff = 0.0
             except DB_ERRORS as exc:
-                backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
+                backoff = _next_backoff(backoff)
                 self._database_trouble(exc, backoff)
                 continue
             if claimed:
@@ -456,14 +454,7 @@ class Worker:
                 held = list(self.running)
             conn = raw_connection()
             with conn.transaction(), sql.server_cursor(conn) as cursor:
-                cursor.execute(
-                    sql.HAND_BACK,
-                    {
-                        "worker": self.worker_id,
-                        "ids": [key[0] for key in held],
-                        "claims": [key[1] for key in held],
-                    },
-                )
+                cursor.execute(sql.HAND_BACK, {"worker": self.worker_id, **_pairs(held)})
                 rows = cursor.fetchall()
                 after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
             if rows:
@@ -568,21 +559,14 @@ class Worker:
         a short wait, so that it cannot hold back the renewal of all the others."""
         with self.lock:
             held = {key: entry.claimed.lease for key, entry in self.running.items()}
-        lease = settings.LEASE
-        params = {"worker": self.worker_id, "lease": lease}
-        sent_at = elapsed()
-        with sql.server_cursor(conn) as cursor:
-            cursor.execute(sql.RENEW_LEASES_UNLOCKED, {**params, **_pairs(held)})
-            rows = cursor.fetchall()
+        rows = self._renew(conn, sql.RENEW_LEASES_UNLOCKED, held, set(held))
         locked = set(held) - {(row[0], row[1]) for row in rows}
         if locked:
-            wait = max(0.1, settings.HEARTBEAT_INTERVAL / 2)
-            sent_at_locked = elapsed()
+            wait_ms = int(max(0.1, settings.HEARTBEAT_INTERVAL / 2) * 1000)
             try:
                 with conn.transaction(), sql.server_cursor(conn) as cursor:
-                    cursor.execute(sql.LOCK_TIMEOUT, [f"{int(wait * 1000)}ms"])
-                    cursor.execute(sql.RENEW_LEASES_WAITING, {**params, **_pairs(locked)})
-                    waited = cursor.fetchall()
+                    cursor.execute(sql.LOCK_TIMEOUT, [f"{wait_ms}ms"])
+                    rows += self._renew(conn, sql.RENEW_LEASES_WAITING, held, locked)
             except psycopg.errors.LockNotAvailable:
                 logger.warning(
                     "Could not renew the leases of executions %s: another session keeps "
@@ -590,14 +574,25 @@ class Worker:
                     sorted(key[0] for key in locked),
                     extra={"action": "renew_blocked", "worker_id": self.worker_id},
                 )
-                waited = []
-            for execution_id, claims, _cancelled in waited:
-                held[(execution_id, claims)].renewed(sent_at_locked, lease)
-            rows += waited
-        for execution_id, claims, _cancelled in rows:
-            if (execution_id, claims) in held:
-                held[(execution_id, claims)].renewed(sent_at, lease)
         self._note_cancellations(row[0] for row in rows if row[2])
+
+    def _renew(
+        self,
+        conn: psycopg.Connection,
+        statement: str,
+        held: dict[tuple[int, int], Lease],
+        keys: set[tuple[int, int]],
+    ) -> list[Any]:
+        """Renew ``keys`` with ``statement``, and this process's view of each one renewed,
+        counted from when the statement was sent."""
+        lease = settings.LEASE
+        sent_at = elapsed()
+        with sql.server_cursor(conn) as cursor:
+            cursor.execute(statement, {"worker": self.worker_id, "lease": lease, **_pairs(keys)})
+            rows = cursor.fetchall()
+        for execution_id, claims, _cancelled in rows:
+            held[(execution_id, claims)].renewed(sent_at, lease)
+        return rows
 
     def _note_cancellations(self, execution_ids: Iterable[int]) -> None:
         wanted = set(execution_ids)
@@ -622,7 +617,7 @@ class Worker:
                             elif not self.queues or note.payload in self.queues:
                                 self.wake.set()
             except Exception as exc:  # the main loop logs database trouble; just back off
-                backoff = min(MAX_BACKOFF, backoff * 2 or 0.5)
+                backoff = _next_backoff(backoff)
                 logger.debug("Listener disconnected (%s); reconnecting in %.1fs", exc, backoff)
                 self.stopping.wait(backoff)
 
@@ -633,6 +628,11 @@ class Held:
 
     claimed: Claimed
     ctx: Context | None = None
+
+
+def _next_backoff(backoff: float) -> float:
+    """Half a second, then doubling, up to ``MAX_BACKOFF``."""
+    return min(MAX_BACKOFF, backoff * 2 or 0.5)
 
 
 def _text_array(items: list[str]) -> str:

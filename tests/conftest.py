@@ -4,14 +4,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.db import connection
+from django.db.models.functions import Now
 
+from django_conductor.models import Execution, Step
 from django_conductor.worker import Worker
 
 from .factories import ExecutionFactory, FailedExecutionFactory, StepFactory
+from .testapp.models import SideEffect
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -118,3 +122,15 @@ def wait_until(predicate, timeout=20.0, interval=0.02):
             return
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def effects(kind):
+    """The values of the SideEffect rows of ``kind``, in the order they were written."""
+    return list(SideEffect.objects.filter(kind=kind).order_by("id").values_list("value", flat=True))
+
+
+def fast_forward(execution_id):
+    """Move an execution's sleep or child deadline into the past instead of waiting."""
+    past = Now() - timedelta(seconds=1)
+    Step.objects.filter(execution_id=execution_id, finished_at__isnull=True).update(wake_at=past)
+    Execution.objects.filter(pk=execution_id).update(run_at=past)

@@ -8,20 +8,10 @@ from django.db.models.functions import Now
 
 from django_conductor import ExecutionFailed, invoke
 from django_conductor.models import Execution, FailedExecution, Step
+from tests.conftest import effects, fast_forward
 from tests.testapp.models import SideEffect
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def effects(kind):
-    return list(SideEffect.objects.filter(kind=kind).order_by("id").values_list("value", flat=True))
-
-
-def fast_forward(execution_id):
-    """Move an execution's sleep or child deadline into the past instead of waiting."""
-    past = Now() - timedelta(seconds=1)
-    Step.objects.filter(execution_id=execution_id, finished_at__isnull=True).update(wake_at=past)
-    Execution.objects.filter(pk=execution_id).update(run_at=past)
 
 
 def test_retry_of_an_order_does_not_charge_or_email_again(run_worker):

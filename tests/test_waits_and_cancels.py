@@ -17,21 +17,10 @@ from django_conductor.notify import connect_listener
 from django_conductor.registry import registry
 from django_conductor.transitions import after_status_changes
 from django_conductor.worker import Worker
-from tests.conftest import wait_until
+from tests.conftest import effects, fast_forward, wait_until
 from tests.testapp.models import SideEffect
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def effects(kind):
-    return list(SideEffect.objects.filter(kind=kind).order_by("id").values_list("value", flat=True))
-
-
-def fast_forward(execution_id):
-    """Move an execution's sleep or child deadline into the past instead of waiting."""
-    past = Now() - timedelta(seconds=1)
-    Step.objects.filter(execution_id=execution_id, finished_at__isnull=True).update(wake_at=past)
-    Execution.objects.filter(pk=execution_id).update(run_at=past)
 
 
 def claim_as(worker_id, queue):
