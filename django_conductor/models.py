@@ -111,19 +111,15 @@ class Execution(models.Model):
     class Meta:
         ordering = ("-id",)
         indexes = [
+            # Claims and the idle worker's "when is the next one due?" read it one priority
+            # level at a time (sql._LEVELS); a second index on run_at alone would tempt the
+            # planner into sorting every ready row of a level.
             models.Index(
                 models.F("priority").desc(),
                 "run_at",
                 "id",
                 name="conductor_claimable",
                 condition=Q(status__in=CLAIMABLE),
-            ),
-            # For the idle worker's "when is the next one due?"; the claim cannot use it
-            # (its run_at test is a coalesce), so claims stay on conductor_claimable.
-            models.Index(
-                "run_at",
-                name="conductor_due",
-                condition=Q(status__in=CLAIMABLE, run_at__isnull=False),
             ),
             models.Index(
                 "lease_expires_at", name="conductor_running", condition=Q(status="running")

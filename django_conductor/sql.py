@@ -25,19 +25,39 @@ _STEP_ROW = (
     "s.child_id)"
 )
 
+_CLAIMABLE = "status IN ('pending', 'sleeping', 'waiting')"
+
+#: The priorities that have claimable executions, highest first, one probe of
+#: conductor_claimable each. A claim, or the search for the next due time, then reads each
+#: level as one range of that index starting at its ready (or next due) end, so parked work
+#: at a higher priority (sleeping, delayed, backing off, waiting) is never read through:
+#: their cost does not grow with parked work.
+_LEVELS = f"""
+levels(priority) AS (
+    (SELECT priority FROM {EXECUTION} WHERE {_CLAIMABLE} ORDER BY priority DESC LIMIT 1)
+    UNION ALL
+    SELECT (SELECT e.priority FROM {EXECUTION} e
+            WHERE e.{_CLAIMABLE} AND e.priority < l.priority ORDER BY e.priority DESC LIMIT 1)
+    FROM levels l WHERE l.priority IS NOT NULL
+)"""
+
 _CLAIM = f"""
-WITH picked AS (
-    SELECT id FROM {EXECUTION}
-    WHERE status IN ('pending', 'sleeping', 'waiting') {{queue_filter}}
-        -- Only tasks this worker has: in a rolling deploy, the others wait for a worker
-        -- that has them, instead of failing here for want of a handler.
-        AND task_name = ANY(%(tasks)s::text[])
-        -- The coalesce keeps the planner on conductor_claimable, already in claim order,
-        -- instead of sorting every ready row found through conductor_due.
-        AND coalesce(run_at, 'infinity') <= now()
-    ORDER BY priority DESC, run_at, id
+WITH RECURSIVE {_LEVELS}, picked AS (
+    -- No ORDER BY: the lateral join is a nested loop over the levels in the order the walk
+    -- makes them, highest first, each level's rows in claim order; so the LIMIT stops the
+    -- walk, and locks no row it does not claim, as soon as it has enough.
+    SELECT ready.id FROM levels CROSS JOIN LATERAL (
+        SELECT id FROM {EXECUTION}
+        WHERE {_CLAIMABLE} AND priority = levels.priority AND run_at <= now() {{queue_filter}}
+            -- Only tasks this worker has: in a rolling deploy, the others wait for a
+            -- worker that has them, instead of failing here for want of a handler.
+            AND task_name = ANY(%(tasks)s::text[])
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(limit)s
+        FOR UPDATE SKIP LOCKED
+    ) ready
+    WHERE levels.priority IS NOT NULL
     LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE {EXECUTION} e
     SET status = 'running', attempts = e.attempts + 1, claims = e.claims + 1,
@@ -54,6 +74,7 @@ SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
+CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
 #: The steps of claimed executions read again after the claim: the claim reads steps from
 #: its statement's snapshot, and a child finishing just before the claim locked its parent
@@ -62,12 +83,17 @@ STEPS_OF = f"""
 SELECT s.execution_id, json_agg({_STEP_ROW})::text FROM {STEP} s
 WHERE s.execution_id = ANY(%(ids)s::bigint[]) GROUP BY s.execution_id
 """
-CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
 _NEXT_DUE = f"""
-SELECT extract(epoch FROM min(run_at) - now()) FROM {EXECUTION}
-WHERE status IN ('pending', 'sleeping', 'waiting') AND run_at > now() {{queue_filter}}
-    AND task_name = ANY(%(tasks)s::text[])
+WITH RECURSIVE {_LEVELS}
+SELECT extract(epoch FROM min(due.run_at) - now()) FROM levels CROSS JOIN LATERAL (
+    SELECT run_at FROM {EXECUTION}
+    WHERE {_CLAIMABLE} AND priority = levels.priority AND run_at > now() {{queue_filter}}
+        AND task_name = ANY(%(tasks)s::text[])
+    ORDER BY priority DESC, run_at, id
+    LIMIT 1
+) due
+WHERE levels.priority IS NOT NULL
 """
 #: Seconds until the next sleep, retry or delayed execution is due, so an idle worker
 #: wakes for it instead of waiting out the poll interval.

@@ -1,0 +1,66 @@
+"""The claim and the idle worker's next-due search, read one priority level at a time."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from django_conductor import sql as statements
+from django_conductor.models import Execution
+from django_conductor.notify import connect_listener
+from django_conductor.registry import registry
+from django_conductor.worker import Worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TASKS = sorted(task.name for task in registry)
+
+
+def invoke_at(label, priority, seconds_from_now, status="pending"):
+    """An execution of ``record`` due ``seconds_from_now`` (negative: ready; None: waiting
+    with no deadline), parked as ``status``."""
+    handle = registry.get("record").invoke(label, priority=priority)
+    run_at = None
+    if seconds_from_now is not None:
+        run_at = timezone.now() + timedelta(seconds=seconds_from_now)
+    Execution.objects.filter(pk=handle.id).update(status=status, run_at=run_at)
+    return handle.id
+
+
+def test_a_claim_takes_ready_work_level_by_level_past_parked_work_and_locks_only_it():
+    for n in range(20):  # parked above everything: sleeping, delayed, waiting on a child
+        invoke_at(
+            f"parked-{n}", 10, (3600, 3600, None)[n % 3], ("sleeping", "pending", "waiting")[n % 3]
+        )
+    top = [invoke_at("top-early", 5, -20), invoke_at("top-late", 5, -10)]
+    invoke_at("middle-future", 3, 60)
+    low = [invoke_at(f"low-{n}", 0, -30 + n) for n in range(5)]
+    params = {"limit": 3, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
+    with connect_listener() as claimer, connect_listener() as other:
+        with claimer.transaction():
+            claimed = [row[0] for row in claimer.execute(statements.CLAIM_ANY_QUEUE, params)]
+            locked_elsewhere = {
+                row[0]
+                for row in other.execute(
+                    f"SELECT id FROM {statements.EXECUTION} WHERE id NOT IN "
+                    f"(SELECT id FROM {statements.EXECUTION} FOR UPDATE SKIP LOCKED)"
+                )
+            }
+    assert claimed == [*top, low[0]]
+    assert locked_elsewhere == set(claimed)
+
+
+def test_an_idle_worker_waits_for_the_next_due_execution_below_parked_work(settings):
+    settings.CONDUCTOR_POLL_INTERVAL = 3600
+    for n in range(10):
+        invoke_at(f"parked-{n}", 10, 1800, "sleeping")
+    invoke_at("waiting", 10, None, "waiting")
+    invoke_at("soonest", 0, 600)
+    wait = Worker(install_signal_handlers=False, worker_id="idle")._idle_wait()
+    assert 590 < wait <= 600
+
+
+def test_an_idle_worker_with_nothing_due_waits_the_poll_interval(settings):
+    settings.CONDUCTOR_POLL_INTERVAL = 7
+    invoke_at("waiting", 0, None, "waiting")
+    assert Worker(install_signal_handlers=False, worker_id="idle")._idle_wait() == 7
