@@ -289,7 +289,14 @@ def claim_latency(samples: int) -> dict[str, Any]:
     from django_conductor.registry import registry
 
     tasks = sorted(task.name for task in registry)
-    params = {"limit": 10, "worker": "bench-claim", "lease": 30.0, "queues": [], "tasks": tasks}
+    params = {
+        "limit": 10,
+        "start": 10,
+        "worker": "bench-claim",
+        "lease": 30.0,
+        "queues": [],
+        "tasks": tasks,
+    }
     connection.ensure_connection()
     conn = connection.connection
     timings = []

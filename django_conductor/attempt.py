@@ -18,6 +18,7 @@ import psycopg
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
 from . import payloads, sql
+from .attempt_starter import AttemptStarter
 from .clock import DatabaseClock
 from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
 from .definition import retry_delay
@@ -30,9 +31,10 @@ from .exceptions import (
     TransactionNotAllowed,
     error_text,
 )
+from .group_commit import WriterClosed, WriterUnavailable
 from .lease import Lease
 from .registry import registry
-from .step_writer import StepWriter, StepWriterUnavailable
+from .step_writer import StepWriter
 
 logger = logging.getLogger("django_conductor.worker")
 
@@ -65,6 +67,9 @@ class Claimed:
     clock: DatabaseClock
     #: How long this process may act on the claim, by its own clock.
     lease: Lease
+    #: Claimed ahead of a free thread: ``attempt`` has not begun, and begins (the database
+    #: counting it) when a thread takes the claim.
+    prefetched: bool = False
 
     @property
     def claimed_at(self) -> float:
@@ -93,7 +98,13 @@ class Claimed:
             steps,
             DatabaseClock(row[10]),
             lease,
+            row[11],
         )
+
+    def begun(self, attempt: int, cancel_requested: bool) -> Claimed:
+        """This prefetched claim once its attempt has begun, as ``sql.START_ATTEMPTS`` says."""
+        cancel_requested = cancel_requested or self.cancel_requested
+        return replace(self, attempt=attempt, cancel_requested=cancel_requested, prefetched=False)
 
     @property
     def awaits_child(self) -> bool:
@@ -166,6 +177,7 @@ def run_attempt(
     *,
     stopping: threading.Event,
     writer: StepWriter,
+    starter: AttemptStarter,
     started: Callable[[Claimed, Context], None],
 ) -> Outcome | None:
     """Run one attempt of ``claimed`` and say how it ended; None when another worker owns
@@ -177,6 +189,24 @@ def run_attempt(
         return claimed.outcome("pending", run_in=0.0, refund=1)
     db = connections[DEFAULT_DB_ALIAS]  # this thread's; looked up once, not per use
     raw_connection(db)
+    if claimed.prefetched and claimed.claims == 1:
+        # A claim held ahead of a free thread has used no attempt, so a worker killed while
+        # holding it costs the execution nothing. On an execution's first claim the attempt
+        # is counted by its outcome, with no write before it starts (short executions keep
+        # their pace); a worker killed during it leaves it uncounted, once. Any later claim
+        # counts it before the handler is called, so an execution whose handler kills its
+        # worker still runs out of attempts.
+        claimed = claimed.begun(claimed.attempt + 1, claimed.cancel_requested)
+    elif claimed.prefetched:
+        try:
+            begun = starter.begin(claimed)
+        except (WriterUnavailable, WriterClosed) as exc:
+            logger.warning("Could not begin execution %s (%s); handing it back", claimed.id, exc)
+            return hand_back(claimed, exc)
+        if begun is None:
+            logger.warning("Execution %s is no longer this worker's; leaving it", claimed.id)
+            return None
+        claimed = begun
     ctx = Context(
         execution_id=claimed.id,
         task_name=claimed.task_name,
@@ -216,7 +246,7 @@ def run_attempt(
         return None
     except ExecutionCancelled:
         return done("cancelled")  # keeps the reason cancel() stored
-    except StepWriterUnavailable as exc:
+    except WriterUnavailable as exc:
         ctx.logger.warning("Could not record a step (%s); handing the execution back", exc)
         return hand_back(claimed, exc)
     except Exception as exc:

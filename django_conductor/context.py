@@ -29,10 +29,11 @@ from .exceptions import (
     TransactionNotAllowed,
     error_text,
 )
+from .group_commit import WriterClosed
 from .lease import Lease
 from .registry import registry
 from .sql import START_CHILD, TIME_OUT_CHILD, server_cursor
-from .step_writer import StepRecord, StepWriter, StepWriterClosed
+from .step_writer import StepRecord, StepWriter
 
 if TYPE_CHECKING:
     from .definition import Task
@@ -368,10 +369,12 @@ class Context:
 
     def _record(self, name: str, kind: str, **fields: Any) -> StepRecord:
         """Hand a record to the step writer and wait until it is committed."""
-        record = StepRecord(self.execution_id, self._claims, name, kind, **fields)
+        record = StepRecord(
+            execution_id=self.execution_id, claims=self._claims, name=name, kind=kind, **fields
+        )
         try:
             written = self._writer.record(record)
-        except StepWriterClosed:
+        except WriterClosed:
             raise LeaseLost(name) from None  # the worker handed this execution back
         if not written:
             raise LeaseLost(name)

@@ -97,6 +97,11 @@ class Execution(models.Model):
     wake_pending = models.BooleanField(
         db_default=False, help_text="A child finished while this execution was running."
     )
+    prefetched = models.BooleanField(
+        db_default=False,
+        help_text="Claimed ahead of a free thread: its attempt has not begun, and a worker "
+        "that dies now uses none of its attempts.",
+    )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)

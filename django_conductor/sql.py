@@ -3,6 +3,7 @@ runs is fenced on ``claims``: a worker whose lease was taken over changes nothin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -46,7 +47,7 @@ WITH RECURSIVE {_LEVELS}, picked AS (
     -- No ORDER BY: the lateral join is a nested loop over the levels in the order the walk
     -- makes them, highest first, each level's rows in claim order; so the LIMIT stops the
     -- walk, and locks no row it does not claim, as soon as it has enough.
-    SELECT ready.id FROM levels CROSS JOIN LATERAL (
+    SELECT ready.id, row_number() OVER () AS place FROM levels CROSS JOIN LATERAL (
         SELECT id FROM {EXECUTION}
         WHERE {_CLAIMABLE} AND priority = levels.priority AND run_at <= now() {{queue_filter}}
             -- Only tasks this worker has: in a rolling deploy, the others wait for a
@@ -59,22 +60,58 @@ WITH RECURSIVE {_LEVELS}, picked AS (
     WHERE levels.priority IS NOT NULL
     LIMIT %(limit)s
 ), claimed AS (
+    -- The first ``start`` begin their attempt now, on the threads that are free; the rest
+    -- are held ahead (prefetched) and begin theirs when a thread takes them
+    -- (START_ATTEMPTS). Until then an attempt is not used up, even by a killed worker.
     UPDATE {EXECUTION} e
-    SET status = 'running', attempts = e.attempts + 1, claims = e.claims + 1,
+    SET status = 'running', claims = e.claims + 1,
+        attempts = e.attempts + (picked.place <= %(start)s)::int,
+        prefetched = picked.place > %(start)s,
         lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
-        started_at = coalesce(e.started_at, now()), wake_pending = false
+        started_at = CASE WHEN picked.place <= %(start)s THEN coalesce(e.started_at, now())
+                          ELSE e.started_at END,
+        wake_pending = false
     FROM picked WHERE e.id = picked.id
     RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
         e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL AS cancel_requested,
         (SELECT json_agg({_STEP_ROW})::text FROM {STEP} s WHERE s.execution_id = e.id) AS steps,
-        e.priority, e.run_at
+        e.priority, e.run_at, e.prefetched
 )
 SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims,
-    cancel_requested, steps, now() AS claimed_at
+    cancel_requested, steps, now() AS claimed_at, prefetched
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
 CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
+
+_HELD = f"""
+    SELECT e.id, e.claims FROM {EXECUTION} e
+    JOIN unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
+        ON e.id = v.id AND e.claims = v.claims
+    WHERE e.status = 'running' AND e.lease_expires_at > now()"""
+
+#: Begins the attempts of prefetched claims as threads take them: each attempt is used up
+#: before its handler is called, so an execution whose handler kills its worker still runs
+#: out of attempts. Returns every claim still held, with its attempt number once begun; one
+#: whose row another session keeps locked comes back without (``attempts`` NULL) and is
+#: tried again. One begun already (the reply to an earlier try was lost) is returned as it
+#: is. The commit does not wait for the disk: only a crash of the database itself could
+#: lose it, and then nothing the handler did since is kept either.
+START_ATTEMPTS = f"""
+WITH quick_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
+held AS ({_HELD}
+), mine AS ({_HELD}
+    ORDER BY e.id
+    FOR NO KEY UPDATE OF e SKIP LOCKED
+), begun AS (
+    UPDATE {EXECUTION} e SET attempts = e.attempts + e.prefetched::int, prefetched = false,
+        started_at = coalesce(e.started_at, now())
+    FROM mine, quick_commit WHERE e.id = mine.id
+    RETURNING e.id, e.attempts, e.cancel_requested_at IS NOT NULL AS cancel_requested
+)
+SELECT held.id, held.claims, begun.attempts, begun.cancel_requested
+FROM held LEFT JOIN begun ON begun.id = held.id
+"""
 
 #: The steps of claimed executions read again after the claim: the claim reads steps from
 #: its statement's snapshot, and a child finishing just before the claim locked its parent
@@ -142,12 +179,15 @@ WITH v AS (
                       WHEN v.status = 'waiting' THEN v.run_at
                       ELSE coalesce(v.run_at, now() + make_interval(secs => v.run_in), e.run_at)
                  END,
-        attempts = e.attempts - CASE WHEN {_FINAL} <> v.status AND {_FINAL} = 'cancelled'
-                                     THEN 0 ELSE v.refund END,
+        -- The attempt counts unless refunded; one still marked prefetched (a first claim's,
+        -- see attempt.run_attempt) has not been counted yet, and is counted here.
+        attempts = e.attempts + e.prefetched::int
+                   - CASE WHEN {_FINAL} <> v.status AND {_FINAL} = 'cancelled' THEN 0
+                          ELSE v.refund END,
         result = coalesce(v.result, e.result),
         error = CASE WHEN {_FINAL} = 'cancelled' THEN e.error ELSE coalesce(v.error, e.error) END,
         finished_at = CASE WHEN {_FINAL} IN ('completed', 'failed', 'cancelled') THEN now() END,
-        lease_owner = NULL, lease_expires_at = NULL, wake_pending = false
+        lease_owner = NULL, lease_expires_at = NULL, wake_pending = false, prefetched = false
     FROM v
     WHERE e.id = v.id AND e.claims = v.claims AND e.status = 'running'
         AND (SELECT count(*) FROM parents) >= 0  -- locks the parents before any batch row
@@ -322,7 +362,8 @@ DELETE FROM {HEARTBEAT} WHERE last_seen_at < now() - make_interval(secs => %(age
 """
 
 #: Re-queue executions whose worker stopped renewing the lease; the lost attempt counts,
-#: so one that has used all its attempts fails with a record saying why, and one with a
+#: so one that has used all its attempts fails with a record saying why (one the worker
+#: held prefetched, its attempt not begun, just goes back to pending), and one with a
 #: cancel requested ends cancelled, keeping the cancel's reason. Every lock here, the lost
 #: executions' and their parents' (which a finished one wakes), is taken with SKIP LOCKED:
 #: the reaper waits for no row, so it cannot deadlock whatever order it locks in; a lost
@@ -342,15 +383,22 @@ WITH expired AS (
 ), requeued AS (
     UPDATE {EXECUTION} e SET
         status = CASE WHEN e.cancel_requested_at IS NOT NULL THEN 'cancelled'
-                      WHEN e.attempts >= e.max_attempts THEN 'failed' ELSE 'pending' END,
+                      WHEN e.attempts >= e.max_attempts AND NOT e.prefetched THEN 'failed'
+                      ELSE 'pending' END,
         finished_at = CASE WHEN e.cancel_requested_at IS NOT NULL
-                             OR e.attempts >= e.max_attempts THEN now() END,
+                             OR (e.attempts >= e.max_attempts AND NOT e.prefetched)
+                           THEN now() END,
         run_at = now(),
         error = CASE WHEN e.cancel_requested_at IS NOT NULL THEN e.error
+                     WHEN e.prefetched
+                     THEN 'Worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its '
+                          || 'lease before it counted an attempt (it held the execution ahead '
+                          || 'of a free thread, or ran its first attempt); the worker probably '
+                          || 'died. No attempt was used.'
                      ELSE 'Worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its '
                           || 'lease during attempt ' || e.attempts
                           || '; the worker probably died.' END,
-        lease_owner = NULL, lease_expires_at = NULL
+        lease_owner = NULL, lease_expires_at = NULL, prefetched = false
     FROM lost WHERE e.id = lost.id
     RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts
 ), failures AS (
@@ -370,8 +418,9 @@ WITH mine AS (
     ORDER BY e.id
     FOR NO KEY UPDATE OF e
 )
-UPDATE {EXECUTION} e SET status = 'pending', attempts = greatest(e.attempts - 1, 0),
-    run_at = now(), lease_owner = NULL, lease_expires_at = NULL
+UPDATE {EXECUTION} e SET status = 'pending',
+    attempts = CASE WHEN e.prefetched THEN e.attempts ELSE greatest(e.attempts - 1, 0) END,
+    prefetched = false, run_at = now(), lease_owner = NULL, lease_expires_at = NULL
 FROM mine WHERE e.id = mine.id
 RETURNING e.id, e.queue
 """
@@ -383,6 +432,13 @@ def columns(records: list[Any], **fields: str) -> dict[str, list[Any]]:
     """One array per statement parameter, for the ``unnest(...)`` batch statements:
     ``columns(batch, ids="id")`` gives ``{"ids": [record.id for record in batch]}``."""
     return {param: [getattr(r, attribute) for r in records] for param, attribute in fields.items()}
+
+
+def claim_pairs(keys: Iterable[tuple[int, int]]) -> dict[str, list[int]]:
+    """The ``ids`` and ``claims`` arrays of claim-fenced batch statements, in id order, the
+    order every multi-row lock takes."""
+    keys = sorted(keys)
+    return {"ids": [key[0] for key in keys], "claims": [key[1] for key in keys]}
 
 
 def server_cursor(conn: psycopg.Connection) -> psycopg.Cursor:

@@ -1,36 +1,27 @@
 """Group commit for step records: the steps that a worker's threads finish at about the same
 time are written by one statement in one commit, and each thread goes on only once its own
-record is committed. Durability per step is unchanged; commits per step drop. A record that
-PostgreSQL refuses fails alone: the batch is split until the others are written."""
+record is committed. A record that PostgreSQL refuses fails alone: the batch is split until
+the others are written."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from django.db import InterfaceError, OperationalError, connection
+from django.db import connection
 
 from . import payloads, sql
 from .exceptions import StepResultError
+from .group_commit import GroupWriter, Request
 
 logger = logging.getLogger("django_conductor.worker")
 
 
-class StepWriterClosed(Exception):
-    """The worker is stopping; nothing more is recorded."""
-
-
-class StepWriterUnavailable(Exception):
-    """The writer lost its database connection; the step was not recorded."""
-
-
-@dataclass
-class StepRecord:
+@dataclass(kw_only=True)
+class StepRecord(Request):
     """One step to record. Times are ``time.monotonic()`` readings that the writer turns
     into the database's time when it writes them: the database's clock is the only one."""
 
@@ -50,79 +41,28 @@ class StepRecord:
     written: bool = False
     recorded_wake_at: datetime | None = None
     over: bool = False
-    error: BaseException | None = None
-    done: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         if self.failure:
             self.failure = payloads.storable_text(self.failure)
 
 
-class StepWriter:
-    """A thread with its own connection that writes whatever records are waiting, so
-    that records arriving while one batch commits go out together in the next."""
-
-    def __init__(self) -> None:
-        self._waiting: list[StepRecord] = []
-        self._lock = threading.Condition()
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="conductor-step-writer", daemon=True)
-        self._thread.start()
+class StepWriter(GroupWriter[StepRecord]):
+    what = "record the step"
 
     def record(self, record: StepRecord) -> bool:
         """Block until ``record`` is committed; False when its claim lost the execution."""
-        with self._lock:
-            if self._closed:
-                raise StepWriterClosed()
-            self._waiting.append(record)
-            self._lock.notify()
-        record.done.wait()
-        if record.error is not None:
-            raise record.error
+        self.submit(record)
         return record.written
 
-    def close(self) -> None:
-        """Write what is waiting, then stop; later records raise ``StepWriterClosed``."""
-        with self._lock:
-            self._closed = True
-            self._lock.notify_all()
-        self._thread.join(10)
-
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._lock:
-                    while not self._waiting and not self._closed:
-                        self._lock.wait()
-                    batch, self._waiting = self._waiting, []
-                if not batch:
-                    return  # closed, and nothing left to write
-                self._write(batch)
-        finally:
-            connection.close()
-
-    def _write(self, batch: list[StepRecord]) -> None:
-        try:
-            try:
-                written = self._insert_each_good(batch)
-            except (OperationalError, InterfaceError, psycopg.OperationalError):
-                connection.close()  # the database went away: reconnect and write again
-                written = self._insert_each_good(batch)
-        except BaseException as exc:  # every waiter learns why, none waits forever
-            connection.close()
-            error = StepWriterUnavailable(f"Could not record the step: {exc}")
-            error.__cause__ = exc
-            for record in batch:
-                record.error = error
-        else:
-            for record in batch:
-                stored = written.get((record.execution_id, record.name))
-                if stored is not None:
-                    record.written = True
-                    record.recorded_wake_at, record.over = stored
-        finally:
-            for record in batch:
-                record.done.set()
+    def _write(self, batch: list[StepRecord]) -> list[StepRecord]:
+        written = self._insert_each_good(batch)
+        for record in batch:
+            stored = written.get((record.execution_id, record.name))
+            if stored is not None:
+                record.written = True
+                record.recorded_wake_at, record.over = stored
+        return []
 
     def _insert_each_good(self, batch: list[StepRecord]) -> dict[tuple[Any, Any], tuple[Any, bool]]:
         """``_insert``; when PostgreSQL refuses a value in the batch, the halves are written

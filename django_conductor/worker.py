@@ -29,6 +29,7 @@ from .attempt import (
     reread_child_steps,
     run_attempt,
 )
+from .attempt_starter import AttemptStarter
 from .conf import settings
 from .context import Context
 from .exceptions import WorkerFailed
@@ -80,6 +81,8 @@ class Worker:
         #: Every claim this process holds, by (execution id, claims): a re-claim of an
         #: execution this process had lost is another entry, renewed and ended on its own.
         self.running: dict[tuple[int, int], Held] = {}
+        #: Claims handed to the threads whose attempt has not ended yet.
+        self.assigned = 0
         #: Set once everything is handed back: the heartbeat renews leases until then.
         self.finished = threading.Event()
         self.failure: BaseException | None = None
@@ -120,6 +123,7 @@ class Worker:
         )
         self._announce_tasks()
         self.step_writer = StepWriter()
+        self.attempt_starter = AttemptStarter()
         try:
             self._start_threads()
             try:
@@ -132,6 +136,7 @@ class Worker:
             self.stopping.set()
             self._hand_back()
             self.step_writer.close()
+            self.attempt_starter.close()
             self.finished.set()
             if self._heartbeat_thread is not None:
                 self._heartbeat_thread.join(settings.HEARTBEAT_INTERVAL + 10)
@@ -334,8 +339,11 @@ class Worker:
         if free <= 0:
             return 0
         lease = settings.LEASE
+        with self.lock:
+            idle = max(0, self.concurrency - self.assigned)
         params = {
             "limit": free,
+            "start": idle,  # these begin their attempt now; the rest when a thread takes them
             "worker": self.worker_id,
             "lease": lease,
             "queues": self.queues,
@@ -352,6 +360,7 @@ class Worker:
         with self.lock:
             for claimed in claims:
                 self.running[claimed.key] = Held(claimed)
+            self.assigned += len(claims)
         for claimed in claims:
             self.jobs.put(claimed)
         return len(rows)
@@ -454,7 +463,7 @@ class Worker:
                 held = list(self.running)
             conn = raw_connection()
             with conn.transaction(), sql.server_cursor(conn) as cursor:
-                cursor.execute(sql.HAND_BACK, {"worker": self.worker_id, **_pairs(held)})
+                cursor.execute(sql.HAND_BACK, {"worker": self.worker_id, **sql.claim_pairs(held)})
                 rows = cursor.fetchall()
                 after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
             if rows:
@@ -491,12 +500,14 @@ class Worker:
                     claimed,
                     stopping=self.stopping,
                     writer=self.step_writer,
+                    starter=self.attempt_starter,
                     started=self._started,
                 )
             except BaseException as exc:  # never lose a slot, never leave it "running"
                 logger.exception("Unexpected error running execution %s", claimed.id)
                 outcome = hand_back(claimed, exc)
             with self.lock:
+                self.assigned -= 1
                 if outcome is None:
                     self.running.pop(claimed.key, None)
                 else:
@@ -588,7 +599,8 @@ class Worker:
         lease = settings.LEASE
         sent_at = elapsed()
         with sql.server_cursor(conn) as cursor:
-            cursor.execute(statement, {"worker": self.worker_id, "lease": lease, **_pairs(keys)})
+            params = {"worker": self.worker_id, "lease": lease, **sql.claim_pairs(keys)}
+            cursor.execute(statement, params)
             rows = cursor.fetchall()
         for execution_id, claims, _cancelled in rows:
             held[(execution_id, claims)].renewed(sent_at, lease)
@@ -639,11 +651,6 @@ def _text_array(items: list[str]) -> str:
     """A ``text[]`` literal: ``{"a","b\\"c"}``."""
     quoted = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
     return "{" + ",".join(quoted) + "}"
-
-
-def _pairs(keys: Iterable[tuple[int, int]]) -> dict[str, list[int]]:
-    keys = sorted(keys)
-    return {"ids": [key[0] for key in keys], "claims": [key[1] for key in keys]}
 
 
 def _raw_cursor() -> psycopg.Cursor:

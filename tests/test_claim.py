@@ -35,17 +35,16 @@ def test_a_claim_takes_ready_work_level_by_level_past_parked_work_and_locks_only
     top = [invoke_at("top-early", 5, -20), invoke_at("top-late", 5, -10)]
     invoke_at("middle-future", 3, 60)
     low = [invoke_at(f"low-{n}", 0, -30 + n) for n in range(5)]
-    params = {"limit": 3, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
-    with connect_listener() as claimer, connect_listener() as other:
-        with claimer.transaction():
-            claimed = [row[0] for row in claimer.execute(statements.CLAIM_ANY_QUEUE, params)]
-            locked_elsewhere = {
-                row[0]
-                for row in other.execute(
-                    f"SELECT id FROM {statements.EXECUTION} WHERE id NOT IN "
-                    f"(SELECT id FROM {statements.EXECUTION} FOR UPDATE SKIP LOCKED)"
-                )
-            }
+    params = {"limit": 3, "start": 3, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
+    with connect_listener() as claimer, connect_listener() as other, claimer.transaction():
+        claimed = [row[0] for row in claimer.execute(statements.CLAIM_ANY_QUEUE, params)]
+        locked_elsewhere = {
+            row[0]
+            for row in other.execute(
+                f"SELECT id FROM {statements.EXECUTION} WHERE id NOT IN "
+                f"(SELECT id FROM {statements.EXECUTION} FOR UPDATE SKIP LOCKED)"
+            )
+        }
     assert claimed == [*top, low[0]]
     assert locked_elsewhere == set(claimed)
 

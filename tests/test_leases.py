@@ -27,7 +27,14 @@ TASKS = sorted(task.name for task in registry)
 def claim_as(worker_id, lease=30.0):
     """Claim like a worker would, on a connection of its own, and return the claimed row."""
     with connect_listener() as conn:
-        params = {"limit": 1, "worker": worker_id, "lease": lease, "queues": [], "tasks": TASKS}
+        params = {
+            "limit": 1,
+            "start": 1,
+            "worker": worker_id,
+            "lease": lease,
+            "queues": [],
+            "tasks": TASKS,
+        }
         return conn.execute(statements.CLAIM_ANY_QUEUE, params).fetchone()
 
 

@@ -29,6 +29,7 @@ def claim_as(worker_id, queue):
     with connect_listener() as conn:
         params = {
             "limit": 1,
+            "start": 1,
             "worker": worker_id,
             "lease": 600.0,
             "queues": [queue],

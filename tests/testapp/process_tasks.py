@@ -88,3 +88,12 @@ def step_after_a_dropped_connection(event, ctx):
     except DatabaseError:
         pass  # the connection is gone: libpq now knows it is broken
     return ctx.step("after", lambda: "recorded")
+
+
+@task(name="kills-its-worker", max_attempts=3)
+def kills_its_worker(event, ctx):
+    """A handler that takes its worker down with it, as a crash in native code would."""
+    import signal
+
+    SideEffect.objects.create(kind="started", value="kills-its-worker")
+    os.kill(os.getpid(), signal.SIGKILL)
