@@ -230,10 +230,12 @@ RETURNING p.id, p.status, p.queue
 
 #: Record the steps of several executions in one statement, each only while its claim
 #: still owns the execution; returns the recorded (execution, name) pairs with the wake
-#: time and whether the step is over. Times are the database's: a record says how many
-#: seconds ago it started (and ended), a sleep how long after its start it wakes (or when).
-#: A pair already there is this claim's own earlier write (FOR SHARE keeps other claims
-#: out), written again after a lost connection, or a step that raised in an earlier
+#: time and whether the step is over. A row another session keeps locked is skipped: its
+#: record is left out (``STILL_HELD`` tells it from a lost claim) and waits for the next
+#: batch, instead of holding back everyone else's. Times are the database's: a record says
+#: how many seconds ago it started (and ended), a sleep how long after its start it wakes
+#: (or when). A pair already there is this claim's own earlier write (FOR SHARE keeps other
+#: claims out), written again after a lost connection, or a step that raised in an earlier
 #: attempt and has now run again: either way the new record replaces it.
 RECORD_STEPS = f"""
 WITH v AS (
@@ -250,19 +252,23 @@ WITH v AS (
 )
 INSERT INTO {STEP} (execution_id, name, kind, result, error, attempt, started_at, finished_at,
                     wake_at)
-SELECT e.id, t.name, t.kind, t.result, t.error, e.attempts, t.started_at,
+-- The attempt number counts one that a first claim's outcome has yet to count (prefetched).
+SELECT e.id, t.name, t.kind, t.result, t.error, e.attempts + e.prefetched::int, t.started_at,
     CASE WHEN t.kind = 'sleep' THEN CASE WHEN t.wake <= now() THEN now() END
          ELSE now() - make_interval(secs => t.finished_ago) END,
     t.wake
 FROM timed t JOIN {EXECUTION} e ON e.id = t.id AND e.claims = t.claims AND e.status = 'running'
 ORDER BY e.id
-FOR SHARE OF e
+FOR SHARE OF e SKIP LOCKED
 ON CONFLICT (execution_id, name) DO UPDATE SET
     result = EXCLUDED.result, error = EXCLUDED.error, attempt = EXCLUDED.attempt,
     started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
     wake_at = EXCLUDED.wake_at
 RETURNING execution_id, name, wake_at, finished_at IS NOT NULL
 """
+
+#: Which of the given claims (``ids``, ``claims``) this worker still holds.
+STILL_HELD = _HELD
 
 #: Create a child execution and the parent's step that waits for it, in one statement;
 #: the unique (parent, parent_step) pair makes a replay unable to create a second child.
@@ -271,7 +277,8 @@ RETURNING execution_id, name, wake_at, finished_at IS NOT NULL
 #: the database's now, NULL for none), or nothing when the claim lost the execution.
 START_CHILD = f"""
 WITH owner AS (
-    SELECT id, attempts, cancel_requested_at IS NOT NULL AS cancelling FROM {EXECUTION}
+    SELECT id, attempts + prefetched::int AS attempts,
+        cancel_requested_at IS NOT NULL AS cancelling FROM {EXECUTION}
     WHERE id = %(id)s AND claims = %(claims)s AND status = 'running'
     FOR SHARE
 ), child AS (

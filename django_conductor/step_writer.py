@@ -19,6 +19,9 @@ from .group_commit import GroupWriter, Request
 
 logger = logging.getLogger("django_conductor.worker")
 
+#: Recorded steps by (execution, name): their wake time and whether they are over.
+Written = dict[tuple[int, str], tuple[Any, bool]]
+
 
 @dataclass(kw_only=True)
 class StepRecord(Request):
@@ -56,15 +59,18 @@ class StepWriter(GroupWriter[StepRecord]):
         return record.written
 
     def _write(self, batch: list[StepRecord]) -> list[StepRecord]:
-        written = self._insert_each_good(batch)
+        written, locked = self._insert_each_good(batch)
+        again = []
         for record in batch:
             stored = written.get((record.execution_id, record.name))
             if stored is not None:
                 record.written = True
                 record.recorded_wake_at, record.over = stored
-        return []
+            elif record.execution_id in locked and record.error is None:
+                again.append(record)
+        return again
 
-    def _insert_each_good(self, batch: list[StepRecord]) -> dict[tuple[Any, Any], tuple[Any, bool]]:
+    def _insert_each_good(self, batch: list[StepRecord]) -> tuple[Written, set[int]]:
         """``_insert``; when PostgreSQL refuses a value in the batch, the halves are written
         apart (each statement commits on its own) until the record that holds it fails
         alone with ``StepResultError``. A data error never counts as a lost database."""
@@ -73,10 +79,9 @@ class StepWriter(GroupWriter[StepRecord]):
         except payloads.UNSTORABLE as exc:
             if len(batch) > 1:
                 half = len(batch) // 2
-                return {
-                    **self._insert_each_good(batch[:half]),
-                    **self._insert_each_good(batch[half:]),
-                }
+                first, first_locked = self._insert_each_good(batch[:half])
+                second, second_locked = self._insert_each_good(batch[half:])
+                return {**first, **second}, first_locked | second_locked
             (record,) = batch
             logger.error(
                 "PostgreSQL refused step %r of execution %s (%s); failing its attempt",
@@ -93,9 +98,10 @@ class StepWriter(GroupWriter[StepRecord]):
                 "it can store, e.g. binary data as base64."
             )
             record.error.__cause__ = exc
-            return {}
+            return {}, set()
 
-    def _insert(self, batch: list[StepRecord]) -> dict[tuple[Any, Any], tuple[Any, bool]]:
+    def _insert(self, batch: list[StepRecord]) -> tuple[Written, set[int]]:
+        """The records written, and the executions whose rows another session keeps locked."""
         connection.ensure_connection()
         columns = sql.columns(
             batch,
@@ -113,4 +119,11 @@ class StepWriter(GroupWriter[StepRecord]):
         columns["finished_agos"] = [None if r.ended is None else now - r.ended for r in batch]
         with sql.server_cursor(connection.connection) as cursor:
             cursor.execute(sql.RECORD_STEPS, columns, prepare=True)
-            return {(row[0], row[1]): (row[2], row[3]) for row in cursor.fetchall()}
+            written = {(row[0], row[1]): (row[2], row[3]) for row in cursor.fetchall()}
+            left_out = [r for r in batch if (r.execution_id, r.name) not in written]
+            if not left_out:
+                return written, set()
+            # Skipped for a lock, or no longer this worker's: only the first are held.
+            held = sql.claim_pairs((r.execution_id, r.claims) for r in left_out)
+            cursor.execute(sql.STILL_HELD, held)
+            return written, {row[0] for row in cursor.fetchall()}

@@ -76,13 +76,11 @@ class WorkerThread:
 
 
 def waiting_on_a_lock():
-    """The step writer waits on the held row (the heartbeat's lease renewal may wait on it
-    too, so the waiting statement is told apart by what it is)."""
-    with connection.cursor() as cursor:  # pg_locks is read live; the query names the writer
-        cursor.execute("SELECT pg_stat_clear_snapshot()")  # activity afresh, even in a block
+    """The step writer waits on the locked step table."""
+    with connection.cursor() as cursor:  # pg_locks is read live
         cursor.execute(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE NOT l.granted AND a.query LIKE '%%INSERT INTO django_conductor_step%%'"
+            "SELECT count(*) FROM pg_locks "
+            "WHERE NOT granted AND relation = 'django_conductor_step'::regclass"
         )
         return cursor.fetchone()[0] > 0
 
@@ -132,11 +130,12 @@ def test_a_step_result_postgres_cannot_store_fails_only_that_attempt(
     bad_id = invoke(task_name, {"bad": bad, "gated": True}).id
     run = worker_thread(concurrency=5)
 
-    # The step writer waits on the held row with the holder's record, so that the records
-    # of the other four gather behind it and go out as one batch.
+    # The step writer waits on the locked step table with the holder's record, so that the
+    # records of the other four gather behind it and go out as one batch.
     wait_until(lambda: Execution.objects.filter(status="running").count() == 5)
     with transaction.atomic():
-        Execution.objects.select_for_update().get(pk=holder)
+        with connection.cursor() as cursor:
+            cursor.execute("LOCK TABLE django_conductor_step IN SHARE MODE")
         bad_value_tasks.WRITER_HOLD_GO.set()
         wait_until(waiting_on_a_lock)
         bad_value_tasks.STEPS_GO.set()

@@ -14,6 +14,7 @@ from django_conductor.attempt import Outcome
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
 from django_conductor.notify import connect_listener
 from django_conductor.registry import registry
+from django_conductor.step_writer import StepRecord, StepWriter
 from django_conductor.worker import Worker
 from tests.conftest import wait_until
 from tests.testapp.models import SideEffect
@@ -351,3 +352,36 @@ def test_a_ctx_call_on_a_connection_the_server_dropped_is_not_taken_for_a_transa
     execution = Execution.objects.get(pk=handle.id)
     assert (execution.status, execution.error) == ("completed", ""), execution.error
     assert execution.result == "recorded"
+
+
+def test_a_row_another_session_keeps_locked_delays_only_its_own_step_records(transactional_db):
+    stuck, free = invoke("record", "stuck"), invoke("record", "free")
+    claims = {row[0]: row[7] for row in (claim_as("w"), claim_as("w"))}
+    writer = StepWriter()
+    lock = RowLock(stuck.id, mode="FOR UPDATE")
+    records = {
+        handle.id: StepRecord(
+            execution_id=handle.id, claims=claims[handle.id], name="s", kind="step", result="1"
+        )
+        for handle in (stuck, free)
+    }
+    outcomes = {}
+
+    def record(execution_id):
+        outcomes[execution_id] = writer.record(records[execution_id])
+
+    threads = [threading.Thread(target=record, args=(pk,)) for pk in (stuck.id, free.id)]
+    try:
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: free.id in outcomes, 10)
+        assert stuck.id not in outcomes
+        assert not Step.objects.filter(execution_id=stuck.id).exists()
+    finally:
+        lock.release()
+    wait_until(lambda: stuck.id in outcomes, 10)
+    for thread in threads:
+        thread.join(10)
+    writer.close()
+    assert outcomes == {stuck.id: True, free.id: True}
+    assert Step.objects.filter(name="s").count() == 2

@@ -37,8 +37,8 @@ def _wait_for(gate, payload):
 
 @task(name="bad-values-hold-writer", max_attempts=1)
 def hold_the_writer(event, ctx):
-    """Record a step once the test says so: a test that holds this execution's row makes
-    the step writer wait on it while the other records gather behind it."""
+    """Record a step once the test says so: a test that holds the step table locked makes
+    the step writer wait with this record while the other records gather behind it."""
     _wait_for(WRITER_HOLD_GO, event.payload)
     ctx.step("hold", _effect, "hold")
     return "held"
