@@ -129,7 +129,12 @@ def attempts_used(execution: Execution) -> str:
     """``0 of 3 used``, and why an execution that ran may have used none."""
     text = f"{execution.attempts} of {execution.max_attempts} used"
     runs = execution.claims
-    if runs > execution.attempts:
+    if execution.status == "running" and execution.prefetched:
+        text += (
+            " — claimed ahead of a free thread: it uses one when it starts, or on its "
+            "first run when that run ends"
+        )
+    elif runs > execution.attempts:
         plural = "run" if runs == 1 else "runs"
         text += (
             f" — {runs} {plural} so far; runs that parked (for a sleep, a child or a "
