@@ -67,8 +67,8 @@ class Claimed:
     clock: DatabaseClock
     #: How long this process may act on the claim, by its own clock.
     lease: Lease
-    #: Claimed ahead of a free thread: ``attempt`` has not begun, and begins (the database
-    #: counting it) when a thread takes the claim.
+    #: Claimed ahead of a free thread: ``attempt`` is the count so far, not yet this claim's
+    #: own, which begins when a thread takes it (see ``run_attempt``).
     prefetched: bool = False
 
     @property
@@ -102,7 +102,7 @@ class Claimed:
         )
 
     def begun(self, attempt: int, cancel_requested: bool) -> Claimed:
-        """This prefetched claim once its attempt has begun, as ``sql.START_ATTEMPTS`` says."""
+        """This prefetched claim once a thread has taken it, as attempt number ``attempt``."""
         cancel_requested = cancel_requested or self.cancel_requested
         return replace(self, attempt=attempt, cancel_requested=cancel_requested, prefetched=False)
 
