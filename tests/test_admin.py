@@ -13,8 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from django_conductor import overview, run_now
-from django_conductor.admin_display import humanize_duration, relative, when
+from django_conductor import run_now
+from django_conductor.admin import overview
+from django_conductor.admin.display import humanize_duration, relative, when
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
 from django_conductor.notify import connect_listener
 from django_conductor.sql import READY_CHANNEL

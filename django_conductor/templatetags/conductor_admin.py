@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 from django.utils.safestring import SafeString
 
-from .. import admin_display
+from ..admin import display as admin_display
 from ..models import Execution
 
 register = template.Library()

@@ -12,8 +12,10 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
+from ..models import Execution
 from . import overview
-from .admin_actions import (
+from .display import throughput_chart
+from .operations import (
     CANCEL,
     RETRY,
     RUN_NOW,
@@ -23,8 +25,6 @@ from .admin_actions import (
     confirmation,
     refused,
 )
-from .admin_display import throughput_chart
-from .models import Execution
 
 
 def execution_url(execution_id: int, view: str = "change") -> str:

@@ -10,9 +10,9 @@ from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from .models import WorkerHeartbeat
+from ..models import WorkerHeartbeat
+from ..registry import registry
 from .overview import task_names
-from .registry import registry
 
 #: The largest value PostgreSQL's bigint holds; bigger "ids" are not ids.
 MAX_ID = 2**63 - 1

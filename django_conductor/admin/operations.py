@@ -14,8 +14,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import ngettext
 
-from . import api
-from .models import FINISHED, LIVE, Execution, Status
+from .. import api
+from ..models import FINISHED, LIVE, Execution, Status
 
 CHANGE_PERMISSION = "django_conductor.change_execution"
 

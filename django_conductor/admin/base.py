@@ -13,9 +13,9 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from .admin_actions import Operation, Report, can_change, confirmation, refused
-from .admin_lists import UncountedListMixin
-from .models import Execution
+from ..models import Execution
+from .changelist import UncountedListMixin
+from .operations import Operation, Report, can_change, confirmation, refused
 
 #: List actions that change executions, and the verb a refusal names.
 ACTION_VERBS = {

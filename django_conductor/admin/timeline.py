@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .admin_display import first_line, humanize_duration, offset, relative, when
-from .models import Execution, Step, StepKind
+from ..models import Execution, Step, StepKind
+from .display import first_line, humanize_duration, offset, relative, when
 
 #: A bar never gets thinner than this (percent of the axis), so instant steps stay visible.
 MIN_WIDTH = 0.6

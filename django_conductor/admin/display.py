@@ -13,7 +13,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from .models import Execution, Status
+from ..models import Execution, Status
 
 
 def exact(moment: datetime) -> str:

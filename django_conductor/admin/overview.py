@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from django.db import connection
 from django.utils import timezone
 
-from .conf import settings
-from .models import CLAIMABLE, Status, WorkerHeartbeat
-from .registry import registry
-from .sql import EXECUTION
+from ..conf import settings
+from ..models import CLAIMABLE, Status, WorkerHeartbeat
+from ..registry import registry
+from ..sql import EXECUTION
 
 #: Counts by status stop here; a bigger one is shown as the planner's estimate, or "100,000+".
 STATUS_CAP = 100_000
