@@ -10,10 +10,10 @@ import pytest
 from django.db import connection, transaction
 
 from django_conductor import ExecutionFailed, PayloadError, invoke, payloads
-from django_conductor.attempt import Outcome
 from django_conductor.models import Execution, FailedExecution, Step
 from django_conductor.registry import registry
 from django_conductor.worker import Worker
+from django_conductor.worker.attempt import Outcome
 from tests.conftest import wait_until
 from tests.testapp import bad_value_tasks
 from tests.testapp.bad_value_tasks import BAD_TEXT
@@ -212,7 +212,7 @@ def test_a_batch_of_outcomes_writes_the_good_ones_when_one_cannot_be_stored(
     running = [execution_factory(status="running", claims=1, attempts=1) for _ in range(4)]
     good_result, bad_result, good_too, bad_error = running
     worker = Worker(install_signal_handlers=False, concurrency=1)
-    worker.outcomes = [
+    worker.holdings.outcomes = [
         Outcome(good_result.id, 1, "completed", result="1", error=""),
         Outcome(bad_result.id, 1, "completed", result=json.dumps(BAD_TEXT[bad]), error=""),
         Outcome(good_too.id, 1, "completed", result="3", error=""),
@@ -220,11 +220,11 @@ def test_a_batch_of_outcomes_writes_the_good_ones_when_one_cannot_be_stored(
     ]
 
     with caplog.at_level("ERROR"):
-        worker._flush()  # does not raise
+        worker.claiming.outcomes.flush()  # does not raise
     refused = [r.args[0] for r in caplog.records if r.action == "outcome_refused"]
     assert refused == [bad_result.id, bad_error.id]
 
-    assert (worker.outcomes, worker.processed) == ([], 4)
+    assert (worker.holdings.outcomes, worker.holdings.processed) == ([], 4)
     stored = Execution.objects.in_bulk([e.id for e in running])
     assert (stored[good_result.id].status, stored[good_result.id].result) == ("completed", 1)
     assert (stored[good_too.id].status, stored[good_too.id].result) == ("completed", 3)

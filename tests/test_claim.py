@@ -55,11 +55,11 @@ def test_an_idle_worker_waits_for_the_next_due_execution_below_parked_work(setti
         invoke_at(f"parked-{n}", 10, 1800, "sleeping")
     invoke_at("waiting", 10, None, "waiting")
     invoke_at("soonest", 0, 600)
-    wait = Worker(install_signal_handlers=False, worker_id="idle")._idle_wait()
+    wait = Worker(install_signal_handlers=False, worker_id="idle").claiming.idle_wait()
     assert 590 < wait <= 600
 
 
 def test_an_idle_worker_with_nothing_due_waits_the_poll_interval(settings):
     settings.CONDUCTOR_POLL_INTERVAL = 7
     invoke_at("waiting", 0, None, "waiting")
-    assert Worker(install_signal_handlers=False, worker_id="idle")._idle_wait() == 7
+    assert Worker(install_signal_handlers=False, worker_id="idle").claiming.idle_wait() == 7

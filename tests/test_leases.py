@@ -10,12 +10,12 @@ from django.db.models.functions import Now
 
 from django_conductor import invoke
 from django_conductor import sql as statements
-from django_conductor.attempt import Outcome
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
 from django_conductor.notify import connect_listener
 from django_conductor.registry import registry
 from django_conductor.step_writer import StepRecord, StepWriter
 from django_conductor.worker import Worker
+from django_conductor.worker.attempt import Outcome
 from tests.conftest import wait_until
 from tests.testapp.models import SideEffect
 
@@ -152,7 +152,7 @@ def test_worker_survives_losing_its_database_connections(transactional_db, setti
 def test_burst_worker_leaves_future_work_alone(run_worker):
     later = invoke("echo", 1, delay=timedelta(hours=1))
     worker = run_worker()
-    assert worker.processed == 0
+    assert worker.holdings.processed == 0
     assert Execution.objects.get(pk=later.id).status == "pending"
 
 
@@ -166,13 +166,13 @@ def test_a_restarted_worker_reusing_an_id_does_not_keep_dead_leases_alive(run_wo
 
 def claim_with(worker):
     """Claim what is ready as ``worker`` would, without starting its threads."""
-    worker._claim()
-    return sorted(worker.running)
+    worker.claiming.claim()
+    return sorted(worker.holdings.running)
 
 
 def renew(worker):
     with connect_listener() as conn:
-        worker._renew_leases(conn)
+        worker.heartbeat.renew_leases(conn)
 
 
 def lease_of(execution_id):
@@ -242,11 +242,15 @@ def test_a_reclaimed_execution_keeps_its_new_lease_when_the_old_attempt_ends(tra
     ((_, first_claim),) = claim_with(worker)
     # The lease was lost and the execution re-queued; this same worker claims it again.
     Execution.objects.filter(pk=handle.id).update(status="pending", lease_owner=None)
-    worker._claim()
-    assert sorted(worker.running) == [(handle.id, first_claim), (handle.id, first_claim + 1)]
-    worker.outcomes.append(Outcome(handle.id, first_claim, "completed", result="1"))
-    worker._flush()  # the old attempt's outcome: refused by the fence, and forgotten
-    assert list(worker.running) == [(handle.id, first_claim + 1)]
+    worker.claiming.claim()
+    assert sorted(worker.holdings.running) == [
+        (handle.id, first_claim),
+        (handle.id, first_claim + 1),
+    ]
+    worker.holdings.outcomes.append(Outcome(handle.id, first_claim, "completed", result="1"))
+    # The old attempt's outcome: refused by the fence, and forgotten.
+    worker.claiming.outcomes.flush()
+    assert list(worker.holdings.running) == [(handle.id, first_claim + 1)]
     before = lease_of(handle.id)
     renew(worker)
     assert lease_of(handle.id) > before  # the new claim's lease is still renewed
@@ -261,7 +265,7 @@ def test_hand_back_returns_only_this_processs_claims_when_another_shares_its_wor
     two = Worker(install_signal_handlers=False, concurrency=1, prefetch=0, worker_id="twin")
     assert [key[0] for key in claim_with(one)] == [mine.id]
     assert [key[0] for key in claim_with(two)] == [theirs.id]
-    one._hand_back()
+    one.claiming.outcomes.hand_back()
     assert Execution.objects.get(pk=mine.id).status == "pending"
     assert Execution.objects.get(pk=theirs.id).status == "running"
 
@@ -290,7 +294,7 @@ def test_a_claim_sees_a_child_that_finished_while_the_claim_was_under_way(transa
     with connection.cursor() as cursor:
         cursor.execute(SLOW_CLAIM.format(first=first.id))
     try:
-        claiming = threading.Thread(target=in_a_thread(worker._claim))
+        claiming = threading.Thread(target=in_a_thread(worker.claiming.claim))
         claiming.start()
         wait_until(claim_is_sleeping_in_the_trigger)
         # The child finishes: its parent's invoke step is recorded, the parent row touched.
@@ -300,7 +304,7 @@ def test_a_claim_sees_a_child_that_finished_while_the_claim_was_under_way(transa
     finally:
         with connection.cursor() as cursor:
             cursor.execute(FAST_CLAIM)
-    (claimed,) = [h.claimed for key, h in worker.running.items() if key[0] == parent.id]
+    (claimed,) = [h.claimed for key, h in worker.holdings.running.items() if key[0] == parent.id]
     step = claimed.steps["child"]
     assert (step.finished, step.result) == (True, 42)
 
@@ -339,7 +343,7 @@ def test_a_worker_leaves_executions_of_tasks_it_lacks_for_one_that_has_them(
 
 def test_a_workers_heartbeat_says_which_tasks_it_has(transactional_db):
     worker = Worker(install_signal_handlers=False, worker_id="knows")
-    worker._beat()
+    worker.heartbeat.beat()
     tasks = WorkerHeartbeat.objects.get(worker_id="knows").tasks
     assert "record" in tasks and "echo" in tasks
 

@@ -16,7 +16,7 @@ from django_conductor.models import Execution, FailedExecution, Step
 from django_conductor.notify import connect_listener
 from django_conductor.registry import registry
 from django_conductor.transitions import after_status_changes
-from django_conductor.worker import Worker
+from django_conductor.worker.holdings import Holdings
 from tests.conftest import effects, fast_forward, wait_until
 from tests.testapp.models import SideEffect
 
@@ -113,7 +113,7 @@ class InThread:
 def unheard_cancels(monkeypatch):
     """The worker never hears of a cancel while an attempt runs (neither by notification nor
     by heartbeat), so a test controls exactly when a cancel has committed."""
-    monkeypatch.setattr(Worker, "_note_cancellations", lambda self, ids: None)
+    monkeypatch.setattr(Holdings, "request_cancel", lambda self, ids: None)
 
 
 # -- 10: a child timeout is a recorded outcome ---------------------------------------------

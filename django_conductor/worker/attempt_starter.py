@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 from django.db import connection
 
-from . import sql
-from .group_commit import GroupWriter, Request
+from .. import sql
+from ..group_commit import GroupWriter, Request
 
 if TYPE_CHECKING:
     from .attempt import Claimed

@@ -17,12 +17,11 @@ from typing import Any
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
-from . import payloads, sql
-from .attempt_starter import AttemptStarter
-from .clock import DatabaseClock
-from .context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
-from .definition import retry_delay
-from .exceptions import (
+from .. import payloads, sql
+from ..clock import DatabaseClock
+from ..context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
+from ..definition import retry_delay
+from ..exceptions import (
     ChildExecutionFailed,
     ChildExecutionTimeout,
     DuplicateStepName,
@@ -31,10 +30,11 @@ from .exceptions import (
     TransactionNotAllowed,
     error_text,
 )
-from .group_commit import WriterClosed, WriterUnavailable
-from .lease import Lease
-from .registry import registry
-from .step_writer import StepWriter
+from ..group_commit import WriterClosed, WriterUnavailable
+from ..lease import Lease
+from ..registry import registry
+from ..step_writer import StepWriter
+from .attempt_starter import AttemptStarter
 
 logger = logging.getLogger("django_conductor.worker")
 

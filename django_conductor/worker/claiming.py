@@ -1,0 +1,137 @@
+"""The claim loop, the worker's main thread: write the outcomes that came in, claim ready
+executions in batches for the threads, and, with nothing to do, sleep until the next is due
+or a notification says there is more."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+
+from .. import sql
+from ..conf import settings
+from ..lease import Lease, elapsed
+from .attempt import DB_ERRORS, Claimed, reread_child_steps
+from .base import Identity, database_trouble, next_backoff, raw_cursor
+from .holdings import Holdings
+from .outcomes import OutcomeWriter
+
+#: A claimed execution that waits longer than this for a thread halves the prefetch.
+PREFETCH_MAX_WAIT = 0.05
+#: How long the loop may hold finished outcomes back to write them together (seconds).
+BATCH_WINDOW = 0.002
+
+
+class ClaimLoop:
+    def __init__(
+        self,
+        identity: Identity,
+        holdings: Holdings,
+        *,
+        prefetch: int,
+        burst: bool,
+        stopping: threading.Event,
+        wake: threading.Event,
+    ) -> None:
+        self.identity = identity
+        self.holdings = holdings
+        self.outcomes = OutcomeWriter(identity, holdings)
+        self.max_prefetch = prefetch
+        self.prefetch = min(identity.concurrency, prefetch)
+        self.last_claim_full = False
+        self.burst = burst
+        self.stopping = stopping
+        self.wake = wake
+        #: Claims for the execution threads, in claim order; None tells a thread to stop.
+        self.jobs: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        backoff = 0.0
+        while not self.stopping.is_set():
+            self.wake.clear()
+            self.gather_outcomes()
+            try:
+                self.outcomes.flush()
+                claimed = self.claim()
+                backoff = 0.0
+            except DB_ERRORS as exc:
+                backoff = next_backoff(backoff)
+                database_trouble(self.identity, exc, backoff, self.stopping)
+                continue
+            if claimed:
+                continue  # there may be more ready work: claim again at once
+            busy = self.holdings.busy()
+            if self.burst and not busy:
+                return
+            # Busy: a finishing execution wakes the loop. Idle: sleep until the next is due.
+            self.wake.wait(settings.POLL_INTERVAL if busy else self.idle_wait())
+
+    def gather_outcomes(self) -> None:
+        """Give executions still running a moment to finish, so that their outcomes share
+        one write: a few milliseconds of latency buy far fewer commits under load."""
+        deadline = time.monotonic() + BATCH_WINDOW
+        while True:
+            waiting_for, gathered = self.holdings.unreported()
+            enough = gathered >= self.identity.concurrency
+            remaining = deadline - time.monotonic()
+            if not gathered or waiting_for <= 0 or enough or remaining <= 0:
+                return
+            self.wake.wait(remaining)
+            self.wake.clear()
+
+    def idle_wait(self) -> float:
+        """Until the next due execution, or the poll interval, whichever is sooner."""
+        queues = self.identity.queues
+        statement = sql.NEXT_DUE_QUEUES if queues else sql.NEXT_DUE_ANY_QUEUE
+        try:
+            with raw_cursor() as cursor:
+                params = {"queues": queues, "tasks": self.identity.tasks_literal}
+                cursor.execute(statement, params, prepare=True)
+                (due,) = cursor.fetchone() or (None,)
+        except DB_ERRORS:
+            return settings.POLL_INTERVAL  # the next loop turn deals with the database
+        if due is None:
+            return settings.POLL_INTERVAL
+        return max(0.0, min(float(due), settings.POLL_INTERVAL))
+
+    def claim(self) -> int:
+        """Claim a batch once at least ``prefetch`` places in the local buffer (threads plus
+        prefetch) are free, so each claim is a real batch and threads stay fed."""
+        concurrency = self.identity.concurrency
+        if self.holdings.free_places(concurrency + self.prefetch) < max(1, self.prefetch):
+            return 0
+        self._tune_prefetch()
+        free = self.holdings.free_places(concurrency + self.prefetch)
+        if free <= 0:
+            return 0
+        lease = settings.LEASE
+        params = {
+            "limit": free,
+            # These begin their attempt now; the rest when a thread takes them.
+            "start": self.holdings.idle_threads(concurrency),
+            "worker": self.identity.worker_id,
+            "lease": lease,
+            "queues": self.identity.queues,
+            "tasks": self.identity.tasks_literal,
+        }
+        statement = sql.CLAIM_QUEUES if self.identity.queues else sql.CLAIM_ANY_QUEUE
+        sent_at = elapsed()
+        with raw_cursor() as cursor:
+            cursor.execute(statement, params, prepare=True)
+            rows = cursor.fetchall()
+            claims = [Claimed.from_row(row, Lease(sent_at, lease)) for row in rows]
+            reread_child_steps(cursor, claims)
+        self.last_claim_full = len(rows) == free
+        self.holdings.add(claims)
+        for claimed in claims:
+            self.jobs.put(claimed)
+        return len(rows)
+
+    def _tune_prefetch(self) -> None:
+        """Claim further ahead while threads drain every batch at once (short executions);
+        claim less once claimed executions wait for a thread (long ones), so that they are
+        not held here while another worker has free threads."""
+        if self.holdings.longest_queue_wait() > PREFETCH_MAX_WAIT:
+            self.prefetch //= 2
+        elif self.last_claim_full and self.jobs.empty():
+            self.prefetch = min(self.max_prefetch, max(1, self.prefetch * 2))

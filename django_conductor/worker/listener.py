@@ -1,0 +1,35 @@
+"""The worker's ear: ``LISTEN`` for new work on the queues it serves, which wakes the claim
+loop at once, and for cancellations of what it runs, which reach their handlers at once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from .. import sql
+from ..notify import connect_listener, ids_of
+from .base import Identity, next_backoff
+from .holdings import Holdings
+
+logger = logging.getLogger("django_conductor.worker")
+
+
+def listen(
+    identity: Identity, holdings: Holdings, wake: threading.Event, stopping: threading.Event
+) -> None:
+    backoff = 0.0
+    while not stopping.is_set():
+        try:
+            with connect_listener(sql.READY_CHANNEL, sql.CANCEL_CHANNEL) as listener:
+                backoff = 0.0
+                wake.set()  # catch up on anything announced while not listening
+                while not stopping.is_set():
+                    for note in listener.notifies(timeout=1.0):
+                        if note.channel == sql.CANCEL_CHANNEL:
+                            holdings.request_cancel(ids_of(note.payload))
+                        elif not identity.queues or note.payload in identity.queues:
+                            wake.set()
+        except Exception as exc:  # the claim loop logs database trouble; just back off
+            backoff = next_backoff(backoff)
+            logger.debug("Listener disconnected (%s); reconnecting in %.1fs", exc, backoff)
+            stopping.wait(backoff)

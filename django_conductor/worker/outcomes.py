@@ -1,0 +1,113 @@
+"""Writing what attempts came to: the outcomes gathered since the last write, in one
+statement and one commit, and at the end whatever this process still holds, handed back."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .. import payloads, sql
+from ..transitions import after_status_changes
+from .attempt import DB_ERRORS, Outcome, raw_connection
+from .base import Identity
+from .holdings import Holdings
+
+logger = logging.getLogger("django_conductor.worker")
+
+
+class OutcomeWriter:
+    def __init__(self, identity: Identity, holdings: Holdings) -> None:
+        self.identity = identity
+        self.holdings = holdings
+
+    def flush(self) -> None:
+        """Write every outcome gathered so far in one transaction."""
+        batch = self.holdings.take_outcomes()
+        if not batch:
+            return
+        batch.sort(key=lambda outcome: outcome.id)  # rows are locked in id order everywhere
+        settled: list[Outcome] = []
+        try:
+            rows = self._finish_each_good(batch, settled)
+        except BaseException:  # keep what is not written for the next try
+            self.holdings.put_back([o for o in batch if not any(o is s for s in settled)])
+            raise
+        written = {row[0] for row in rows}
+        lost = [o.id for o in batch if o.id not in written]
+        if lost:
+            logger.warning(
+                "Lost the lease on executions %s before writing their outcome; "
+                "their new owner decides",
+                lost,
+                extra={"action": "lease_lost", "worker_id": self.identity.worker_id},
+            )
+        self.holdings.settled(batch)
+
+    def hand_back(self) -> None:
+        """Give whatever this process still holds back to the queue, without using up its
+        attempt; by claim, so that another process with the same worker id keeps its own."""
+        try:
+            self.flush()
+            held = sql.claim_pairs(self.holdings.keys())
+            conn = raw_connection()
+            with conn.transaction(), sql.server_cursor(conn) as cursor:
+                cursor.execute(sql.HAND_BACK, {"worker": self.identity.worker_id, **held})
+                rows = cursor.fetchall()
+                after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
+            if rows:
+                logger.warning(
+                    "Handed back %d running executions: %s",
+                    len(rows),
+                    [r[0] for r in rows],
+                    extra={"action": "hand_back", "worker_id": self.identity.worker_id},
+                )
+        except DB_ERRORS as exc:
+            logger.error(
+                "Could not hand back running executions (%s); their leases will expire", exc
+            )
+
+    def _finish_each_good(self, batch: list[Outcome], settled: list[Outcome]) -> list[Any]:
+        """Write ``batch`` in one transaction and add it to ``settled``; when PostgreSQL
+        refuses a value in it, the halves are written in transactions of their own until
+        the outcome that holds it is alone, and that one is written as a failed attempt
+        with storable text. A data error never counts as a lost database."""
+        columns = sql.columns(
+            batch,
+            ids="id",
+            claims="claims",
+            statuses="status",
+            run_ats="run_at",
+            run_ins="run_in",
+            results="result",
+            errors="error",
+            tracebacks="traceback",
+            refunds="refund",
+        )
+        conn = raw_connection()
+        try:
+            with conn.transaction(), sql.server_cursor(conn) as cursor:
+                cursor.execute(sql.FINISH_ATTEMPTS, columns, prepare=True)
+                rows = cursor.fetchall()
+                after_status_changes(cursor, rows)
+        except payloads.UNSTORABLE as exc:
+            if len(batch) > 1:
+                half = len(batch) // 2
+                first = self._finish_each_good(batch[:half], settled)
+                return first + self._finish_each_good(batch[half:], settled)
+            (outcome,) = batch
+            storable = outcome.storable(exc)
+            if storable == outcome:  # nothing left to make storable: leave it to its lease
+                logger.error("Could not write the outcome of execution %s: %s", outcome.id, exc)
+                settled.append(outcome)
+                return []
+            logger.error(
+                "PostgreSQL refused the outcome of execution %s (%s); writing it as failed",
+                outcome.id,
+                payloads.first_line(exc),
+                extra={"action": "outcome_refused", "worker_id": self.identity.worker_id},
+            )
+            rows = self._finish_each_good([storable], [])
+            settled.append(outcome)
+            return rows
+        settled.extend(batch)
+        return rows

@@ -1,0 +1,286 @@
+"""The worker process: its lifecycle (start, signals, graceful and hard stops), its threads
+(execution slots, heartbeat, listener, claim loop) and what happens when one of them dies."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from django.apps import apps
+from django.db import connection
+
+from .. import sql
+from ..conf import settings
+from ..exceptions import WorkerFailed
+from ..registry import registry
+from ..schema import check_tables
+from ..step_writer import StepWriter
+from .attempt import DB_ERRORS, hand_back, run_attempt
+from .attempt_starter import AttemptStarter
+from .base import Identity, database_trouble, next_backoff, raw_cursor
+from .claiming import ClaimLoop
+from .duties import Heartbeat
+from .holdings import Holdings
+from .listener import listen
+
+logger = logging.getLogger("django_conductor.worker")
+
+
+class Worker:
+    """One worker process. ``run()`` blocks until stopped (or drained, with ``burst``)."""
+
+    def __init__(
+        self,
+        *,
+        queues: Iterable[str] = (),
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+        burst: bool = False,
+        prefetch: int | None = None,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        host = socket.gethostname()
+        self.identity = Identity(
+            worker_id=worker_id or f"{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            host=host,
+            queues=sorted(set(queues)),
+            concurrency=concurrency or settings.CONCURRENCY,
+            task_names=sorted(task.name for task in registry),
+        )
+        self.worker_id = self.identity.worker_id
+        self.concurrency = self.identity.concurrency
+        self.install_signal_handlers = install_signal_handlers
+        self.stopping = threading.Event()
+        self.stopped_hard = threading.Event()
+        self.wake = threading.Event()
+        #: Set once everything is handed back: the heartbeat renews leases until then.
+        self.finished = threading.Event()
+        self.holdings = Holdings()
+        self.claiming = ClaimLoop(
+            self.identity,
+            self.holdings,
+            prefetch=settings.PREFETCH if prefetch is None else prefetch,
+            burst=burst,
+            stopping=self.stopping,
+            wake=self.wake,
+        )
+        self.heartbeat = Heartbeat(self.identity, self.holdings, self.finished)
+        self.failure: BaseException | None = None
+        self._heartbeat_thread: threading.Thread | None = None
+        self._previous_handlers: dict[int, Any] = {}
+
+    def run(self) -> None:
+        """Raises ``TablesMissing`` before doing anything when ``migrate`` has not run, and
+        ``WorkerFailed`` when one of its duties died."""
+        if self.install_signal_handlers:
+            self._install_signal_handlers()
+        try:
+            self._run()
+        finally:
+            if self.install_signal_handlers:
+                self._restore_signal_handlers()
+        if self.failure is not None:
+            raise WorkerFailed(f"Worker {self.worker_id} stopped: {self.failure}") from self.failure
+
+    def stop(self, *, now: bool = False) -> None:
+        """Stop claiming; with ``now``, hand running executions back at once."""
+        if now:
+            self.stopped_hard.set()
+        self.stopping.set()
+        self.wake.set()
+
+    def _run(self) -> None:
+        if not self._wait_for_database():
+            return  # stopped before the database came back
+        logger.info(
+            "Worker %s starting: queues=%s concurrency=%d",
+            self.worker_id,
+            self.identity.queues or "all",
+            self.concurrency,
+            extra={"action": "worker_start", "worker_id": self.worker_id},
+        )
+        announce_tasks(self.identity)
+        self.step_writer = StepWriter()
+        self.attempt_starter = AttemptStarter()
+        try:
+            self._start_threads()
+            try:
+                self.heartbeat.beat()  # register, and re-queue dead workers', before claiming
+            except DB_ERRORS as exc:
+                database_trouble(self.identity, exc, 0.5, self.stopping)
+            self.claiming.run()
+            self._drain()
+        finally:
+            self.stopping.set()
+            self.claiming.outcomes.hand_back()
+            self.step_writer.close()
+            self.attempt_starter.close()
+            self.finished.set()
+            if self._heartbeat_thread is not None:
+                self._heartbeat_thread.join(settings.HEARTBEAT_INTERVAL + 10)
+            self._forget_self()
+            for _ in range(self.concurrency):
+                self.claiming.jobs.put(None)
+            connection.close()
+            logger.info(
+                "Worker %s stopped after %d executions",
+                self.worker_id,
+                self.holdings.processed,
+                extra={"action": "worker_stop", "worker_id": self.worker_id},
+            )
+
+    def _wait_for_database(self) -> bool:
+        """Check the tables, waiting out a database that is not up yet (until stopped);
+        False when the worker was stopped meanwhile."""
+        backoff = 0.0
+        while not self.stopping.is_set():
+            try:
+                check_tables()
+                return True
+            except DB_ERRORS as exc:
+                backoff = next_backoff(backoff)
+                database_trouble(self.identity, exc, backoff, self.stopping)
+        return False
+
+    def _drain(self) -> None:
+        """After a stop: let running executions finish within the grace period."""
+        deadline = time.monotonic() + settings.SHUTDOWN_GRACE
+        while True:
+            try:
+                self.claiming.outcomes.flush()
+            except DB_ERRORS as exc:
+                database_trouble(self.identity, exc, 1.0, self.stopping)
+            if (
+                not self.holdings.busy()
+                or self.stopped_hard.is_set()
+                or time.monotonic() >= deadline
+            ):
+                return
+            self.wake.wait(0.05)
+            self.wake.clear()
+
+    def _forget_self(self) -> None:
+        try:
+            with raw_cursor() as cursor:
+                cursor.execute(sql.FORGET_WORKER, {"worker": self.worker_id})
+        except DB_ERRORS:
+            pass
+
+    # -- signals -----------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.stopping.is_set():
+            logger.warning("Got %s again: handing everything back and exiting now", name)
+            self.stop(now=True)
+        else:
+            logger.info(
+                "Got %s: finishing running executions (grace %.0fs); send it again to exit now",
+                name,
+                settings.SHUTDOWN_GRACE,
+            )
+            self.stop()
+
+    # -- threads -----------------------------------------------------------------------
+
+    def _start_threads(self) -> None:
+        def listener() -> None:
+            listen(self.identity, self.holdings, self.wake, self.stopping)
+
+        duties: list[tuple[str, Callable[[], None]]] = [("slot", self._slot)] * self.concurrency
+        duties += [("heartbeat", self.heartbeat.run), ("listener", listener)]
+        for index, (name, target) in enumerate(duties):
+            thread = threading.Thread(
+                target=self._duty(name, target), name=f"conductor-{name}-{index}", daemon=True
+            )
+            thread.start()
+            if name == "heartbeat":
+                self._heartbeat_thread = thread
+
+    def _duty(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+        """A duty thread that dies of an unexpected error stops the worker loudly, rather
+        than leaving it claiming work that nobody renews, writes or hears about."""
+
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:
+                logger.exception("The worker's _%s died; stopping the worker", name)
+                self.failure = exc
+                self.stop(now=True)
+
+        return run
+
+    def _slot(self) -> None:
+        """An execution thread: run the attempts of the claims it takes, one at a time."""
+        while True:
+            claimed = self.claiming.jobs.get()
+            if claimed is None:
+                break
+            self.holdings.taken(claimed, time.monotonic() - claimed.claimed_at)
+            try:
+                outcome = run_attempt(
+                    claimed,
+                    stopping=self.stopping,
+                    writer=self.step_writer,
+                    starter=self.attempt_starter,
+                    started=self.holdings.started,
+                )
+            except BaseException as exc:  # never lose a slot, never leave it "running"
+                logger.exception("Unexpected error running execution %s", claimed.id)
+                outcome = hand_back(claimed, exc)
+            self.holdings.ended(claimed, outcome)
+            self.wake.set()
+        connection.close()
+
+
+def announce_tasks(identity: Identity) -> None:
+    """Say which tasks this process can run, warn loudly when it can run none, and say
+    which ready executions it leaves to workers that have their tasks."""
+    tasks = sorted(registry, key=lambda task: task.name)
+    if tasks:
+        logger.info(
+            "Tasks: %s",
+            ", ".join(f"{task.name} [{task.queue}]" for task in tasks),
+            extra={"action": "worker_tasks", "worker_id": identity.worker_id},
+        )
+        _announce_tasks_elsewhere(identity)
+        return
+    apps_searched = [
+        app.name for app in apps.get_app_configs() if not app.name.startswith("django.")
+    ]
+    logger.warning(
+        "No tasks are registered, so this worker can run nothing. It imported the "
+        "'tasks' module of every installed app (%s) and found no @task there: define "
+        "tasks in <app>/tasks.py, or import their module from it.",
+        ", ".join(apps_searched) or "none installed",
+        extra={"action": "worker_no_tasks", "worker_id": identity.worker_id},
+    )
+
+
+def _announce_tasks_elsewhere(identity: Identity) -> None:
+    with raw_cursor() as cursor:
+        cursor.execute(sql.READY_ELSEWHERE, {"tasks": identity.task_names})
+        waiting = cursor.fetchall()
+    if waiting:
+        logger.warning(
+            "Leaving ready executions of tasks this worker does not have to workers that "
+            "have them (is a deploy under way?): %s",
+            ", ".join(f"{name} ({count})" for name, count in waiting),
+            extra={"action": "worker_lacks_tasks", "worker_id": identity.worker_id},
+        )
