@@ -15,7 +15,7 @@ from django.db import connection
 
 from django_conductor import invoke
 from django_conductor.models import Execution, Step, WorkerHeartbeat
-from django_conductor.worker.attempt import IDLE_BEFORE_POLL
+from django_conductor.worker.connections import IDLE_BEFORE_POLL
 from tests.testapp.models import SideEffect
 from tests.testapp.process_tasks import record_in_step
 

@@ -1,7 +1,8 @@
-"""The worker, one module per duty: ``process`` (lifecycle, signals, threads), ``claiming``
-(the claim loop), ``outcomes`` (writing what attempts came to), ``duties`` (the heartbeat:
-leases and the reaper), ``listener`` (notifications), ``holdings`` (what the process holds,
-behind one lock), ``attempt`` (running one attempt) and ``attempt_starter``."""
+"""The worker, one module per duty: ``process`` (lifecycle, threads), ``signals``,
+``claiming`` (the claim loop), ``outcomes`` (writing what attempts came to), ``duties`` (the
+heartbeat: leases and the reaper), ``listener`` (notifications), ``holdings`` (what the
+process holds, behind one lock), ``attempt`` (running one attempt), ``attempt_starter``,
+``connections`` (the threads' own) and ``base`` (what they share)."""
 
 from .process import Worker
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import select
 import threading
-import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -15,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from .. import payloads, sql
 from ..clock import DatabaseClock
@@ -35,6 +33,7 @@ from ..lease import Lease
 from ..registry import registry
 from ..step_writer import StepWriter
 from .attempt_starter import AttemptStarter
+from .connections import DB_ERRORS, raw_connection
 
 logger = logging.getLogger("django_conductor.worker")
 
@@ -48,7 +47,6 @@ FINAL_ERRORS = (
 )
 #: A lost or refused connection, from the ORM (Django's wrappers) or from the hot path's raw
 #: psycopg cursors; anything else from the database is a bug and must not be retried forever.
-DB_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @dataclass(frozen=True)
@@ -276,40 +274,3 @@ def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
     """Back to pending without using up the attempt: the failure was not the handler's."""
     error = payloads.storable_text(error_text(exc))
     return claimed.outcome("pending", run_in=0.0, refund=1, error=error)
-
-
-#: A connection idle this long is polled before it is used again. One in constant use is not:
-#: the poll is a system call that gives up the GIL, a cost every attempt would pay, and a
-#: busy connection the server closes fails at once, costing no attempt.
-IDLE_BEFORE_POLL = 1.0
-_used = threading.local()
-
-
-def raw_connection(db: Any = None):  # type: ignore[no-untyped-def]
-    """This thread's Django connection, as the psycopg connection underneath it, opened
-    afresh when the server has closed it while it sat idle (a restart, a terminated
-    backend), so that an attempt never starts on a connection its first query finds dead."""
-    db = db if db is not None else connections[DEFAULT_DB_ALIAS]
-    now = time.monotonic()
-    idle = now - getattr(_used, "at", 0.0) > IDLE_BEFORE_POLL
-    _used.at = now
-    if db.connection is not None and _hung_up(db.connection, poll=idle):
-        db.close()
-    db.ensure_connection()
-    return db.connection
-
-
-def _hung_up(conn: psycopg.Connection, *, poll: bool) -> bool:
-    """A connection libpq knows is broken; with ``poll``, also an idle one that has
-    something to read, which is the server saying goodbye (its last message, or the end
-    of the stream): one poll, no round trip."""
-    pgconn = conn.pgconn
-    if pgconn.status != psycopg.pq.ConnStatus.OK:
-        return True
-    if not poll or pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        return False
-    try:
-        readable, _, _ = select.select([pgconn.socket], [], [], 0)
-    except (OSError, ValueError):
-        return True
-    return bool(readable)

@@ -11,7 +11,8 @@ import psycopg
 from django.db import connection
 
 from .. import sql
-from .attempt import raw_connection
+from ..schema import check_tables
+from .connections import DB_ERRORS, raw_connection
 
 logger = logging.getLogger("django_conductor.worker")
 
@@ -50,6 +51,20 @@ def database_trouble(
     )
     connection.close()
     stopping.wait(backoff)
+
+
+def wait_for_database(identity: Identity, stopping: threading.Event) -> bool:
+    """Check the tables, waiting out a database that is not up yet (until stopped);
+    False when the worker was stopped meanwhile."""
+    backoff = 0.0
+    while not stopping.is_set():
+        try:
+            check_tables()
+            return True
+        except DB_ERRORS as exc:
+            backoff = next_backoff(backoff)
+            database_trouble(identity, exc, backoff, stopping)
+    return False
 
 
 def raw_cursor() -> psycopg.Cursor:

@@ -11,8 +11,9 @@ import time
 from .. import sql
 from ..conf import settings
 from ..lease import Lease, elapsed
-from .attempt import DB_ERRORS, Claimed, reread_child_steps
+from .attempt import Claimed, reread_child_steps
 from .base import Identity, database_trouble, next_backoff, raw_cursor
+from .connections import DB_ERRORS
 from .holdings import Holdings
 from .outcomes import OutcomeWriter
 

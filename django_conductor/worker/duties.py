@@ -15,8 +15,8 @@ from .. import payloads, sql
 from ..conf import settings
 from ..lease import Lease, elapsed
 from ..transitions import after_status_changes
-from .attempt import DB_ERRORS, raw_connection
 from .base import Identity
+from .connections import DB_ERRORS, raw_connection
 from .holdings import Holdings, Key
 
 logger = logging.getLogger("django_conductor.worker")

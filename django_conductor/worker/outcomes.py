@@ -1,15 +1,20 @@
 """Writing what attempts came to: the outcomes gathered since the last write, in one
-statement and one commit, and at the end whatever this process still holds, handed back."""
+statement and one commit; after a stop, those of the executions finishing within the grace;
+at the end, whatever this process still holds, handed back."""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
 from .. import payloads, sql
+from ..conf import settings
 from ..transitions import after_status_changes
-from .attempt import DB_ERRORS, Outcome, raw_connection
-from .base import Identity
+from .attempt import Outcome
+from .base import Identity, database_trouble
+from .connections import DB_ERRORS, raw_connection
 from .holdings import Holdings
 
 logger = logging.getLogger("django_conductor.worker")
@@ -42,6 +47,22 @@ class OutcomeWriter:
                 extra={"action": "lease_lost", "worker_id": self.identity.worker_id},
             )
         self.holdings.settled(batch)
+
+    def drain(
+        self, stopped_hard: threading.Event, wake: threading.Event, stopping: threading.Event
+    ) -> None:
+        """After a stop: write outcomes while running executions finish, for as long as the
+        shutdown grace lasts or until a hard stop."""
+        deadline = time.monotonic() + settings.SHUTDOWN_GRACE
+        while True:
+            try:
+                self.flush()
+            except DB_ERRORS as exc:
+                database_trouble(self.identity, exc, 1.0, stopping)
+            if not self.holdings.busy() or stopped_hard.is_set() or time.monotonic() >= deadline:
+                return
+            wake.wait(0.05)
+            wake.clear()
 
     def hand_back(self) -> None:
         """Give whatever this process still holds back to the queue, without using up its

@@ -1,17 +1,15 @@
-"""The worker process: its lifecycle (start, signals, graceful and hard stops), its threads
+"""The worker process: its lifecycle (start, graceful and hard stops), its threads
 (execution slots, heartbeat, listener, claim loop) and what happens when one of them dies."""
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from django.apps import apps
 from django.db import connection
@@ -20,15 +18,16 @@ from .. import sql
 from ..conf import settings
 from ..exceptions import WorkerFailed
 from ..registry import registry
-from ..schema import check_tables
 from ..step_writer import StepWriter
-from .attempt import DB_ERRORS, hand_back, run_attempt
+from .attempt import hand_back, run_attempt
 from .attempt_starter import AttemptStarter
-from .base import Identity, database_trouble, next_backoff, raw_cursor
+from .base import Identity, database_trouble, raw_cursor, wait_for_database
 from .claiming import ClaimLoop
+from .connections import DB_ERRORS
 from .duties import Heartbeat
 from .holdings import Holdings
 from .listener import listen
+from .signals import StopSignals
 
 logger = logging.getLogger("django_conductor.worker")
 
@@ -74,18 +73,18 @@ class Worker:
         self.heartbeat = Heartbeat(self.identity, self.holdings, self.finished)
         self.failure: BaseException | None = None
         self._heartbeat_thread: threading.Thread | None = None
-        self._previous_handlers: dict[int, Any] = {}
+        self._signals = StopSignals(self.stop, self.stopping)
 
     def run(self) -> None:
         """Raises ``TablesMissing`` before doing anything when ``migrate`` has not run, and
         ``WorkerFailed`` when one of its duties died."""
         if self.install_signal_handlers:
-            self._install_signal_handlers()
+            self._signals.install()
         try:
             self._run()
         finally:
             if self.install_signal_handlers:
-                self._restore_signal_handlers()
+                self._signals.restore()
         if self.failure is not None:
             raise WorkerFailed(f"Worker {self.worker_id} stopped: {self.failure}") from self.failure
 
@@ -97,7 +96,7 @@ class Worker:
         self.wake.set()
 
     def _run(self) -> None:
-        if not self._wait_for_database():
+        if not wait_for_database(self.identity, self.stopping):
             return  # stopped before the database came back
         logger.info(
             "Worker %s starting: queues=%s concurrency=%d",
@@ -116,7 +115,7 @@ class Worker:
             except DB_ERRORS as exc:
                 database_trouble(self.identity, exc, 0.5, self.stopping)
             self.claiming.run()
-            self._drain()
+            self.claiming.outcomes.drain(self.stopped_hard, self.wake, self.stopping)
         finally:
             self.stopping.set()
             self.claiming.outcomes.hand_back()
@@ -136,65 +135,12 @@ class Worker:
                 extra={"action": "worker_stop", "worker_id": self.worker_id},
             )
 
-    def _wait_for_database(self) -> bool:
-        """Check the tables, waiting out a database that is not up yet (until stopped);
-        False when the worker was stopped meanwhile."""
-        backoff = 0.0
-        while not self.stopping.is_set():
-            try:
-                check_tables()
-                return True
-            except DB_ERRORS as exc:
-                backoff = next_backoff(backoff)
-                database_trouble(self.identity, exc, backoff, self.stopping)
-        return False
-
-    def _drain(self) -> None:
-        """After a stop: let running executions finish within the grace period."""
-        deadline = time.monotonic() + settings.SHUTDOWN_GRACE
-        while True:
-            try:
-                self.claiming.outcomes.flush()
-            except DB_ERRORS as exc:
-                database_trouble(self.identity, exc, 1.0, self.stopping)
-            if (
-                not self.holdings.busy()
-                or self.stopped_hard.is_set()
-                or time.monotonic() >= deadline
-            ):
-                return
-            self.wake.wait(0.05)
-            self.wake.clear()
-
     def _forget_self(self) -> None:
         try:
             with raw_cursor() as cursor:
                 cursor.execute(sql.FORGET_WORKER, {"worker": self.worker_id})
         except DB_ERRORS:
             pass
-
-    # -- signals -----------------------------------------------------------------------
-
-    def _install_signal_handlers(self) -> None:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-
-    def _restore_signal_handlers(self) -> None:
-        for signum, handler in self._previous_handlers.items():
-            signal.signal(signum, handler)
-
-    def _on_signal(self, signum: int, _frame: Any) -> None:
-        name = signal.Signals(signum).name
-        if self.stopping.is_set():
-            logger.warning("Got %s again: handing everything back and exiting now", name)
-            self.stop(now=True)
-        else:
-            logger.info(
-                "Got %s: finishing running executions (grace %.0fs); send it again to exit now",
-                name,
-                settings.SHUTDOWN_GRACE,
-            )
-            self.stop()
 
     # -- threads -----------------------------------------------------------------------
 
