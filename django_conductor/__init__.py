@@ -1,23 +1,71 @@
-"""django_conductor: durable execution for Django on PostgreSQL alone."""
+"""django_conductor: durable execution for Django on PostgreSQL alone.
 
-from .api import cancel, invoke, retry, run_now
-from .context import Context, Event
-from .definition import Task, task
-from .exceptions import (
-    ChildExecutionFailed,
-    ChildExecutionTimeout,
-    ConductorError,
-    DuplicateStepName,
-    ExecutionCancelled,
-    ExecutionFailed,
-    NonRetryableError,
-    PayloadError,
-    StepResultError,
-    TablesMissing,
-    TransactionNotAllowed,
-    UnknownTask,
-)
-from .handle import ExecutionHandle
+The public names below are imported on first use (PEP 562), not with the package: Django
+imports the package to read its app config before any model can be loaded, and the API
+sits on the models."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import (
+        cancel,
+        invoke,
+        retry,
+        run_now,
+    )
+    from .context import (
+        Context,
+        Event,
+    )
+    from .definition import (
+        Task,
+        task,
+    )
+    from .exceptions import (
+        ChildExecutionFailed,
+        ChildExecutionTimeout,
+        ConductorError,
+        DuplicateStepName,
+        ExecutionCancelled,
+        ExecutionFailed,
+        NonRetryableError,
+        PayloadError,
+        StepResultError,
+        TablesMissing,
+        TransactionNotAllowed,
+        UnknownTask,
+    )
+    from .handle import (
+        ExecutionHandle,
+    )
+
+#: Where each public name lives.
+_HOMES = {
+    "cancel": "api",
+    "invoke": "api",
+    "retry": "api",
+    "run_now": "api",
+    "Context": "context",
+    "Event": "context",
+    "Task": "definition",
+    "task": "definition",
+    "ChildExecutionFailed": "exceptions",
+    "ChildExecutionTimeout": "exceptions",
+    "ConductorError": "exceptions",
+    "DuplicateStepName": "exceptions",
+    "ExecutionCancelled": "exceptions",
+    "ExecutionFailed": "exceptions",
+    "NonRetryableError": "exceptions",
+    "PayloadError": "exceptions",
+    "StepResultError": "exceptions",
+    "TablesMissing": "exceptions",
+    "TransactionNotAllowed": "exceptions",
+    "UnknownTask": "exceptions",
+    "ExecutionHandle": "handle",
+}
 
 __all__ = [
     "ChildExecutionFailed",
@@ -42,3 +90,16 @@ __all__ = [
     "run_now",
     "task",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -7,18 +7,17 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
-from django.db.models import DateTimeField, ExpressionWrapper, F
-from django.db.models.functions import Now
 from django.utils import timezone
 
 from . import payloads
-from .cancellation import ANY_STATUS, cancel_tree, lock_tree
+from .cancellation import cancel_tree
 from .conf import seconds
-from .context import child_error
 from .exceptions import ConductorError, PayloadError
 from .handle import ExecutionHandle
+from .models import Execution
 from .notify import notify_ready
 from .registry import registry
+from .retrying import retry_execution
 from .schema import tables_required
 from .sql import EXECUTION, READY_CHANNEL
 
@@ -136,68 +135,7 @@ def retry(execution_id: int) -> bool:
     reset, and its child retried; so are the children it was still waiting on when it was
     cancelled. Returns False when the execution is not failed or cancelled.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        lock_tree(cursor, execution_id, ANY_STATUS)  # the one lock order, before any change
-        return _retry_locked(execution_id)
-
-
-def _retry_locked(execution_id: int) -> bool:
-    from .models import Execution, FailedExecution, Step
-
-    execution = Execution.objects.filter(
-        pk=execution_id, status__in=("failed", "cancelled")
-    ).first()
-    if execution is None:
-        return False
-    key_taken = (
-        execution.dedupe_key is not None
-        and Execution.objects.live()
-        .filter(
-            task_name=execution.task_name,
-            queue=execution.queue,
-            dedupe_key=execution.dedupe_key,
-            superseded=False,
-        )
-        .exists()
-    )
-    Execution.objects.filter(pk=execution.pk).update(
-        superseded=execution.superseded or key_taken,
-        status="pending",
-        attempts=0,
-        run_at=Now(),
-        error="",
-        finished_at=None,
-        cancel_requested_at=None,
-        lease_owner=None,
-        lease_expires_at=None,
-    )
-    FailedExecution.objects.filter(execution=execution, retried_at__isnull=True).update(
-        retried_at=Now()
-    )
-    invokes = Step.objects.filter(execution=execution, kind="invoke", child__isnull=False)
-    # Children it was waiting on (a cancel took them with it) start again; it waits anew.
-    child_ids = list(invokes.filter(finished_at__isnull=True).values_list("child_id", flat=True))
-    failed = invokes.filter(finished_at__isnull=False).exclude(error="").order_by("-id").first()
-    if failed is not None and execution.error == str(
-        child_error(failed.name, failed.error, failed.wake_at)
-    ):
-        # The last child failure, and the very error the execution failed with: it did not
-        # survive it. A child timeout starts afresh: the same length of time from now.
-        Step.objects.filter(pk=failed.pk).update(
-            error="",
-            finished_at=None,
-            result=None,
-            started_at=Now(),
-            wake_at=ExpressionWrapper(
-                Now() + (F("wake_at") - F("started_at")), output_field=DateTimeField()
-            ),
-        )
-        child_ids.append(failed.child_id)  # type: ignore[arg-type]  # child__isnull=False
-    for child_id in child_ids:
-        _retry_child(child_id)
-    with connection.cursor() as cursor:
-        notify_ready(cursor, [execution.queue])
-    return True
+    return retry_execution(execution_id, Execution.objects)
 
 
 @tables_required()
@@ -214,12 +152,6 @@ def run_now(execution_id: int) -> bool:
             return False
         notify_ready(cursor, [row[0]])
     return True
-
-
-def _retry_child(child_id: int) -> None:
-    """Retry a child inside its parent's retry, whose tree lock covers it; a child that is
-    not failed or cancelled is left as it is."""
-    _retry_locked(child_id)
 
 
 @tables_required()

@@ -1,6 +1,8 @@
 from django.apps import AppConfig
 from django.utils.module_loading import autodiscover_modules
 
+from . import checks  # noqa: F401  (registers the system checks)
+
 
 class ConductorConfig(AppConfig):
     name = "django_conductor"
@@ -9,6 +11,4 @@ class ConductorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
-
         autodiscover_modules("tasks")

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import psycopg
@@ -19,14 +19,14 @@ from .cancellation import cancel_tree
 from .clock import DatabaseClock
 from .conf import seconds
 from .exceptions import (
-    ChildExecutionFailed,
-    ChildExecutionTimeout,
+    TIMEOUT_REASON,
     ConductorError,
     DuplicateStepName,
     ExecutionCancelled,
     PayloadError,
     StepResultError,
     TransactionNotAllowed,
+    child_error,
     error_text,
 )
 from .group_commit import WriterClosed
@@ -41,21 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_conductor.execution")
 
 _IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
-
-TIMEOUT_REASON = "Timed out: the parent stopped waiting"
-
-
-def child_error(
-    step_name: str, error: str, deadline: datetime | None
-) -> ChildExecutionFailed | ChildExecutionTimeout:
-    """What an invoke step that finished with ``error`` raises: the same on its first run,
-    on every replay, and as ``retry`` compares it with the parent's error."""
-    if error.startswith(TIMEOUT_REASON):
-        by = deadline.astimezone(UTC).isoformat(timespec="seconds") if deadline else "its deadline"
-        return ChildExecutionTimeout(
-            f"Child {step_name!r} did not finish by {by}; it was cancelled."
-        )
-    return ChildExecutionFailed(f"Child execution failed: {error}")
 
 
 class Park(BaseException):

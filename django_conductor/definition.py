@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from .api import enqueue
 from .conf import seconds, settings
+from .handle import ExecutionHandle
 from .registry import registry
 
 RetryDelays = Sequence[float | timedelta] | Callable[[int], float | timedelta]
@@ -129,10 +131,8 @@ class Task:
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
         queue: str | None = None,
-    ):  # type: ignore[no-untyped-def]
+    ) -> ExecutionHandle:
         """Enqueue one execution, inside the caller's transaction when there is one."""
-        from .api import enqueue
-
         return enqueue(
             self,
             [payload],
@@ -151,10 +151,8 @@ class Task:
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
         queue: str | None = None,
-    ) -> list[Any]:
+    ) -> list[ExecutionHandle]:
         """Enqueue one execution per payload in a single statement."""
-        from .api import enqueue
-
         return enqueue(
             self, list(payloads), priority=priority, run_at=run_at, delay=delay, queue=queue
         )

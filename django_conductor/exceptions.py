@@ -1,5 +1,9 @@
 """Errors raised by django_conductor. Each docstring is the default message."""
 
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
 
 class ConductorError(Exception):
     """django_conductor error."""
@@ -63,3 +67,20 @@ def error_text(exc: BaseException) -> str:
     if isinstance(exc, ConductorError):
         return message or type(exc).__name__
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+#: How a child's error starts when its parent stopped waiting for it.
+TIMEOUT_REASON = "Timed out: the parent stopped waiting"
+
+
+def child_error(
+    step_name: str, error: str, deadline: datetime | None
+) -> ChildExecutionFailed | ChildExecutionTimeout:
+    """What an invoke step that finished with ``error`` raises: the same on its first run,
+    on every replay, and as ``retry`` compares it with the parent's error."""
+    if error.startswith(TIMEOUT_REASON):
+        by = deadline.astimezone(UTC).isoformat(timespec="seconds") if deadline else "its deadline"
+        return ChildExecutionTimeout(
+            f"Child {step_name!r} did not finish by {by}; it was cancelled."
+        )
+    return ChildExecutionFailed(f"Child execution failed: {error}")

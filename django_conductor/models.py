@@ -6,6 +6,8 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from .retrying import retry_execution
+
 
 class Status(models.TextChoices):
     PENDING = "pending", "Pending"
@@ -61,6 +63,9 @@ class ExecutionQuerySet(models.QuerySet["Execution"]):
         return self.filter(status=Status.RUNNING, lease_expires_at__lt=Now())
 
 
+ExecutionManager = models.Manager.from_queryset(ExecutionQuerySet)
+
+
 class Execution(models.Model):
     """One run of a task, from invoke to its final status, across attempts and replays."""
 
@@ -111,7 +116,7 @@ class Execution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
-    objects = ExecutionQuerySet.as_manager()
+    objects = ExecutionManager()
 
     class Meta:
         ordering = ("-id",)
@@ -247,9 +252,7 @@ class FailedExecution(models.Model):
 
     def retry(self) -> bool:
         """Put the execution back to pending with a fresh attempt budget, keeping its steps."""
-        from .api import retry
-
-        return retry(self.execution_id)
+        return retry_execution(self.execution_id, Execution.objects)
 
 
 class WorkerHeartbeat(models.Model):

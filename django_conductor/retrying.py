@@ -1,0 +1,80 @@
+"""Retrying a failed or cancelled execution: back to pending with a fresh attempt budget,
+its completed steps and the child outcomes it survived kept. A state change of the models',
+written against the manager it is given, so that ``FailedExecution.retry()`` and
+``django_conductor.retry()`` share it without the models importing anything above them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.db import connection, transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F
+from django.db.models.functions import Now
+
+from .cancellation import ANY_STATUS, lock_tree
+from .exceptions import child_error
+from .notify import notify_ready
+
+if TYPE_CHECKING:
+    from .models import ExecutionManager
+
+
+def retry_execution(execution_id: int, executions: ExecutionManager) -> bool:
+    """Retry ``execution_id`` (see ``django_conductor.retry``); False when it is not failed
+    or cancelled."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        lock_tree(cursor, execution_id, ANY_STATUS)  # the one lock order, before any change
+        return _retry_locked(executions, execution_id)
+
+
+def _retry_locked(executions: ExecutionManager, execution_id: int) -> bool:
+    execution = executions.filter(pk=execution_id, status__in=("failed", "cancelled")).first()
+    if execution is None:
+        return False
+    key_taken = (
+        execution.dedupe_key is not None
+        and executions.live()
+        .filter(
+            task_name=execution.task_name,
+            queue=execution.queue,
+            dedupe_key=execution.dedupe_key,
+            superseded=False,
+        )
+        .exists()
+    )
+    executions.filter(pk=execution.pk).update(
+        superseded=execution.superseded or key_taken,
+        status="pending",
+        attempts=0,
+        run_at=Now(),
+        error="",
+        finished_at=None,
+        cancel_requested_at=None,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    execution.failures.filter(retried_at__isnull=True).update(retried_at=Now())
+    invokes = execution.steps.filter(kind="invoke", child__isnull=False)
+    # Children it was waiting on (a cancel took them with it) start again; it waits anew.
+    child_ids = list(invokes.filter(finished_at__isnull=True).values_list("child_id", flat=True))
+    failed = invokes.filter(finished_at__isnull=False).exclude(error="").order_by("-id").first()
+    if failed is not None and execution.error == str(
+        child_error(failed.name, failed.error, failed.wake_at)
+    ):
+        # The last child failure, and the very error the execution failed with: it did not
+        # survive it. A child timeout starts afresh: the same length of time from now.
+        execution.steps.filter(pk=failed.pk).update(
+            error="",
+            finished_at=None,
+            result=None,
+            started_at=Now(),
+            wake_at=ExpressionWrapper(
+                Now() + (F("wake_at") - F("started_at")), output_field=DateTimeField()
+            ),
+        )
+        child_ids.append(failed.child_id)  # type: ignore[arg-type]  # child__isnull=False
+    for child_id in child_ids:  # the parent's tree lock covers them
+        _retry_locked(executions, child_id)
+    with connection.cursor() as cursor:
+        notify_ready(cursor, [execution.queue])
+    return True
