@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 from .api import enqueue
 from .conf import seconds, settings
@@ -178,7 +178,17 @@ def _is_duration(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
-def task(name: str | Callable[..., Any] | None = None, **options: Any) -> Any:
+@overload
+def task(name: Callable[..., Any], /) -> Task: ...
+
+
+@overload
+def task(name: str | None = None, **options: Any) -> Callable[[Callable[..., Any]], Task]: ...
+
+
+def task(
+    name: str | Callable[..., Any] | None = None, **options: Any
+) -> Task | Callable[[Callable[..., Any]], Task]:
     """Register a handler ``def handler(event, ctx)`` (or ``async def``) as a task.
 
     Usable bare (``@task``) or with options (``@task(name="send-mail", max_attempts=5)``).

