@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     )
     from .context import (
         Context,
-        Event,
     )
     from .definition import (
         Task,
@@ -41,6 +40,9 @@ if TYPE_CHECKING:
     from .handle import (
         ExecutionHandle,
     )
+    from .replay import (
+        Event,
+    )
 
 #: Where each public name lives.
 _HOMES = {
@@ -49,7 +51,7 @@ _HOMES = {
     "retry": "api",
     "run_now": "api",
     "Context": "context",
-    "Event": "context",
+    "Event": "replay",
     "Task": "definition",
     "task": "definition",
     "ChildExecutionFailed": "exceptions",

@@ -7,23 +7,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.utils import timezone
 
-from . import payloads
-from .cancellation import cancel_tree
+from . import children, payloads
 from .clock import DatabaseClock
 from .conf import seconds
 from .exceptions import (
-    TIMEOUT_REASON,
-    ConductorError,
     DuplicateStepName,
     ExecutionCancelled,
-    PayloadError,
     StepResultError,
     TransactionNotAllowed,
     child_error,
@@ -31,8 +26,7 @@ from .exceptions import (
 )
 from .group_commit import WriterClosed
 from .lease import Lease
-from .registry import registry
-from .sql import START_CHILD, TIME_OUT_CHILD, server_cursor
+from .replay import LeaseLost, Park, RecordedStep
 from .step_writer import StepRecord, StepWriter
 
 if TYPE_CHECKING:
@@ -41,55 +35,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_conductor.execution")
 
 _IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
-
-
-class Park(BaseException):
-    """Unwinds the handler to park the execution; a BaseException so that a handler's
-    ``except Exception`` cannot swallow it. ``run_at`` is a time the database gave (a wake
-    time, a deadline); ``run_in`` is seconds from the database's now."""
-
-    def __init__(
-        self, status: str, run_at: datetime | None = None, *, run_in: float | None = None
-    ) -> None:
-        super().__init__(status)
-        self.status = status
-        self.run_at = run_at
-        self.run_in = run_in
-
-
-class LeaseLost(BaseException):
-    """Another worker owns the execution now: abandon this attempt without writing."""
-
-
-@dataclass(frozen=True)
-class Event:
-    """What a handler receives as ``event``."""
-
-    name: str
-    payload: Any
-    execution_id: int
-    attempt: int
-
-
-@dataclass
-class RecordedStep:
-    kind: str
-    result: Any
-    error: str
-    finished: bool
-    wake_at: datetime | None
-    child_id: int | None
-
-    @classmethod
-    def from_row(cls, row: list[Any]) -> tuple[str, RecordedStep]:
-        name, kind, result, error, finished, wake_at, child_id = row
-        wake = datetime.fromisoformat(wake_at) if wake_at else None
-        return name, cls(kind, result, error or "", finished, wake, child_id)
-
-    @property
-    def raised(self) -> bool:
-        """A step whose function raised: it is on record to be seen, and runs again."""
-        return self.kind == "step" and bool(self.error)
 
 
 class Context:
@@ -229,77 +174,22 @@ class Context:
         """Run a child execution and return its result, parking this one meanwhile."""
         recorded = self._begin("invoke", step_name, "invoke")
         if recorded is None:
-            raise Park("waiting", self._start_child(step_name, task, payload, timeout, queue))
+            try:
+                deadline = children.start(self._owner(step_name), task, payload, timeout, queue)
+            except ExecutionCancelled:
+                self._cancelled = True
+                raise
+            raise Park("waiting", deadline)
         if recorded.finished:
             if not recorded.error:
                 return recorded.result
             raise child_error(step_name, recorded.error, recorded.wake_at)
         if recorded.wake_at is not None and recorded.wake_at <= self._clock.now():
-            self._time_out(step_name, recorded.wake_at)
+            children.time_out(self._owner(step_name), recorded.wake_at)
         raise Park("waiting", recorded.wake_at)
 
-    def _time_out(self, step_name: str, deadline: datetime) -> NoReturn:
-        """Record the timeout as the invoke step's outcome and cancel the child, in one
-        transaction fenced on this claim; a child that ends afterwards changes nothing."""
-        reason = f"{TIMEOUT_REASON} at step {step_name!r}."
-        params = {
-            "id": self.execution_id,
-            "claims": self._claims,
-            "name": step_name,
-            "error": reason,
-        }
-        with self._conn.transaction(), server_cursor(self._conn) as cursor:
-            cursor.execute(TIME_OUT_CHILD, params)
-            row = cursor.fetchone()
-            if row is None:
-                raise LeaseLost(step_name)
-            recorded, child_id = row
-            if recorded and child_id is not None:
-                cancel_tree(cursor, child_id, reason)
-        if not recorded:
-            raise Park("pending", run_in=0.0)  # the child's end came first: replay with it
-        raise child_error(step_name, reason, deadline)
-
-    def _start_child(
-        self,
-        step_name: str,
-        task: Task | str,
-        payload: Any,
-        timeout: float | timedelta | None,
-        queue: str | None,
-    ) -> datetime | None:
-        """Create the child and the step that waits for it; returns the deadline."""
-        child = registry.get(task) if isinstance(task, str) else task
-        if not child.invocable:
-            raise ConductorError(
-                f"Task {child.name!r} is not invocable; it runs from its triggers."
-            )
-        text = payloads.dumps_or(
-            payload,
-            lambda why: PayloadError(f"The payload for child {step_name!r} is not JSON: {why}"),
-            root="payload",
-        )
-        params = {
-            "id": self.execution_id,
-            "claims": self._claims,
-            "name": step_name,
-            "task_name": child.name,
-            "queue": queue or child.queue,
-            "payload": text,
-            "priority": child.priority,
-            "max_attempts": child.max_attempts,
-            "timeout": None if timeout is None else seconds(timeout),
-        }
-        with server_cursor(self._conn) as cursor:
-            cursor.execute(START_CHILD, params)
-            row = cursor.fetchone()
-        if row is None or not (row[0] or row[1]):
-            raise LeaseLost(step_name)
-        if row[0]:  # a cancel committed since this attempt last looked: no child for it
-            self._cancelled = True
-            raise ExecutionCancelled(f"Execution {self.execution_id} was cancelled.")
-        deadline: datetime | None = row[2]
-        return deadline
+    def _owner(self, step_name: str) -> children.Owner:
+        return children.Owner(self._conn, self.execution_id, self._claims, step_name)
 
     def _begin(self, call: str, name: str, kind: str) -> RecordedStep | None:
         """The checks every ctx call makes before anything runs or is written; returns the

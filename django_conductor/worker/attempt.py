@@ -17,7 +17,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 
 from .. import payloads, sql
 from ..clock import DatabaseClock
-from ..context import AsyncContext, Context, Event, LeaseLost, Park, RecordedStep
+from ..context import AsyncContext, Context
 from ..definition import retry_delay
 from ..exceptions import (
     ChildExecutionFailed,
@@ -31,6 +31,7 @@ from ..exceptions import (
 from ..group_commit import WriterClosed, WriterUnavailable
 from ..lease import Lease
 from ..registry import registry
+from ..replay import Event, LeaseLost, Park, RecordedStep
 from ..step_writer import StepWriter
 from .attempt_starter import AttemptStarter
 from .connections import DB_ERRORS, raw_connection

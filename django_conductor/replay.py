@@ -1,0 +1,57 @@
+"""What a replay works with: the recorded steps a claim brings, the event a handler gets, and
+the two ways an attempt unwinds that no handler may catch (parking, and a lost lease)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+class Park(BaseException):
+    """Unwinds the handler to park the execution; a BaseException so that a handler's
+    ``except Exception`` cannot swallow it. ``run_at`` is a time the database gave (a wake
+    time, a deadline); ``run_in`` is seconds from the database's now."""
+
+    def __init__(
+        self, status: str, run_at: datetime | None = None, *, run_in: float | None = None
+    ) -> None:
+        super().__init__(status)
+        self.status = status
+        self.run_at = run_at
+        self.run_in = run_in
+
+
+class LeaseLost(BaseException):
+    """Another worker owns the execution now: abandon this attempt without writing."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a handler receives as ``event``."""
+
+    name: str
+    payload: Any
+    execution_id: int
+    attempt: int
+
+
+@dataclass
+class RecordedStep:
+    kind: str
+    result: Any
+    error: str
+    finished: bool
+    wake_at: datetime | None
+    child_id: int | None
+
+    @classmethod
+    def from_row(cls, row: list[Any]) -> tuple[str, RecordedStep]:
+        name, kind, result, error, finished, wake_at, child_id = row
+        wake = datetime.fromisoformat(wake_at) if wake_at else None
+        return name, cls(kind, result, error or "", finished, wake, child_id)
+
+    @property
+    def raised(self) -> bool:
+        """A step whose function raised: it is on record to be seen, and runs again."""
+        return self.kind == "step" and bool(self.error)
