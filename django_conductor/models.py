@@ -104,8 +104,13 @@ class Execution(models.Model):
     )
     prefetched = models.BooleanField(
         db_default=False,
-        help_text="Claimed ahead of a free thread: its attempt has not begun, and a worker "
-        "that dies now uses none of its attempts.",
+        help_text="Claimed ahead of a free thread: its attempt is counted when it ends, and a "
+        "worker that dies first uses none of its attempts.",
+    )
+    count_at_claim = models.BooleanField(
+        db_default=False,
+        help_text="A claim of it was lost with its worker before the attempt was counted: "
+        "each claim counts one at once until an attempt ends.",
     )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     lease_owner = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001

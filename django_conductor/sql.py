@@ -60,17 +60,17 @@ WITH RECURSIVE {_LEVELS}, picked AS (
     WHERE levels.priority IS NOT NULL
     LIMIT %(limit)s
 ), claimed AS (
-    -- The first ``start`` begin their attempt now, on the threads that are free; the rest
-    -- are held ahead (prefetched) and begin theirs when a thread takes them
-    -- (START_ATTEMPTS). Until then an attempt is not used up, even by a killed worker.
+    -- The first ``start``, for the threads that are free now, count their attempt here; the
+    -- rest are held ahead of a thread (prefetched) and their attempt is counted by its
+    -- outcome, so that a worker killed while holding them costs them nothing. One with a
+    -- claim lost that way (count_at_claim, until an attempt ends) counts here whatever its
+    -- place: an execution whose handler kills its worker still runs out of attempts.
     UPDATE {EXECUTION} e
     SET status = 'running', claims = e.claims + 1,
-        attempts = e.attempts + (picked.place <= %(start)s)::int,
-        prefetched = picked.place > %(start)s,
+        attempts = e.attempts + (picked.place <= %(start)s OR e.count_at_claim)::int,
+        prefetched = picked.place > %(start)s AND NOT e.count_at_claim,
         lease_owner = %(worker)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
-        started_at = CASE WHEN picked.place <= %(start)s THEN coalesce(e.started_at, now())
-                          ELSE e.started_at END,
-        wake_pending = false
+        started_at = coalesce(e.started_at, now()), wake_pending = false
     FROM picked WHERE e.id = picked.id
     RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
         e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL AS cancel_requested,
@@ -84,34 +84,6 @@ FROM claimed ORDER BY priority DESC, run_at, id
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
 CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
-_HELD = f"""
-    SELECT e.id, e.claims FROM {EXECUTION} e
-    JOIN unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
-        ON e.id = v.id AND e.claims = v.claims
-    WHERE e.status = 'running' AND e.lease_expires_at > now()"""
-
-#: Begins the attempts of prefetched claims as threads take them: each attempt is used up
-#: before its handler is called, so an execution whose handler kills its worker still runs
-#: out of attempts. Returns every claim still held, with its attempt number once begun; one
-#: whose row another session keeps locked comes back without (``attempts`` NULL) and is
-#: tried again. One begun already (the reply to an earlier try was lost) is returned as it
-#: is. The commit does not wait for the disk: only a crash of the database itself could
-#: lose it, and then nothing the handler did since is kept either.
-START_ATTEMPTS = f"""
-WITH quick_commit AS (SELECT set_config('synchronous_commit', 'off', true)),
-held AS ({_HELD}
-), mine AS ({_HELD}
-    ORDER BY e.id
-    FOR NO KEY UPDATE OF e SKIP LOCKED
-), begun AS (
-    UPDATE {EXECUTION} e SET attempts = e.attempts + e.prefetched::int, prefetched = false,
-        started_at = coalesce(e.started_at, now())
-    FROM mine, quick_commit WHERE e.id = mine.id
-    RETURNING e.id, e.attempts, e.cancel_requested_at IS NOT NULL AS cancel_requested
-)
-SELECT held.id, held.claims, begun.attempts, begun.cancel_requested
-FROM held LEFT JOIN begun ON begun.id = held.id
-"""
 
 #: The steps of claimed executions read again after the claim: the claim reads steps from
 #: its statement's snapshot, and a child finishing just before the claim locked its parent
@@ -179,15 +151,16 @@ WITH v AS (
                       WHEN v.status = 'waiting' THEN v.run_at
                       ELSE coalesce(v.run_at, now() + make_interval(secs => v.run_in), e.run_at)
                  END,
-        -- The attempt counts unless refunded; one still marked prefetched (a first claim's,
-        -- see attempt.run_attempt) has not been counted yet, and is counted here.
+        -- The attempt counts unless refunded; a prefetched claim's was not counted yet, and
+        -- is counted here.
         attempts = e.attempts + e.prefetched::int
                    - CASE WHEN {_FINAL} <> v.status AND {_FINAL} = 'cancelled' THEN 0
                           ELSE v.refund END,
         result = coalesce(v.result, e.result),
         error = CASE WHEN {_FINAL} = 'cancelled' THEN e.error ELSE coalesce(v.error, e.error) END,
         finished_at = CASE WHEN {_FINAL} IN ('completed', 'failed', 'cancelled') THEN now() END,
-        lease_owner = NULL, lease_expires_at = NULL, wake_pending = false, prefetched = false
+        lease_owner = NULL, lease_expires_at = NULL, wake_pending = false, prefetched = false,
+        count_at_claim = false
     FROM v
     WHERE e.id = v.id AND e.claims = v.claims AND e.status = 'running'
         AND (SELECT count(*) FROM parents) >= 0  -- locks the parents before any batch row
@@ -252,7 +225,7 @@ WITH v AS (
 )
 INSERT INTO {STEP} (execution_id, name, kind, result, error, attempt, started_at, finished_at,
                     wake_at)
--- The attempt number counts one that a first claim's outcome has yet to count (prefetched).
+-- The attempt number counts one that a prefetched claim's outcome has yet to count.
 SELECT e.id, t.name, t.kind, t.result, t.error, e.attempts + e.prefetched::int, t.started_at,
     CASE WHEN t.kind = 'sleep' THEN CASE WHEN t.wake <= now() THEN now() END
          ELSE now() - make_interval(secs => t.finished_ago) END,
@@ -268,7 +241,12 @@ RETURNING execution_id, name, wake_at, finished_at IS NOT NULL
 """
 
 #: Which of the given claims (``ids``, ``claims``) this worker still holds.
-STILL_HELD = _HELD
+STILL_HELD = f"""
+SELECT e.id, e.claims FROM {EXECUTION} e
+JOIN unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
+    ON e.id = v.id AND e.claims = v.claims
+WHERE e.status = 'running' AND e.lease_expires_at > now()
+"""
 
 #: Create a child execution and the parent's step that waits for it, in one statement;
 #: the unique (parent, parent_step) pair makes a replay unable to create a second child.
@@ -370,7 +348,8 @@ DELETE FROM {HEARTBEAT} WHERE last_seen_at < now() - make_interval(secs => %(age
 
 #: Re-queue executions whose worker stopped renewing the lease; the lost attempt counts,
 #: so one that has used all its attempts fails with a record saying why (one the worker
-#: held prefetched, its attempt not begun, just goes back to pending), and one with a
+#: held prefetched, its attempt not counted, goes back to pending and has its claims count
+#: one at once from now on), and one with a
 #: cancel requested ends cancelled, keeping the cancel's reason. Every lock here, the lost
 #: executions' and their parents' (which a finished one wakes), is taken with SKIP LOCKED:
 #: the reaper waits for no row, so it cannot deadlock whatever order it locks in; a lost
@@ -400,12 +379,13 @@ WITH expired AS (
                      WHEN e.prefetched
                      THEN 'Worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its '
                           || 'lease before it counted an attempt (it held the execution ahead '
-                          || 'of a free thread, or ran its first attempt); the worker probably '
-                          || 'died. No attempt was used.'
+                          || 'of a free thread, or ran an attempt not counted yet); the worker '
+                          || 'probably died. No attempt was used; from now on a claim counts one.'
                      ELSE 'Worker ' || coalesce(e.lease_owner, '?') || ' stopped renewing its '
                           || 'lease during attempt ' || e.attempts
                           || '; the worker probably died.' END,
-        lease_owner = NULL, lease_expires_at = NULL, prefetched = false
+        lease_owner = NULL, lease_expires_at = NULL, prefetched = false,
+        count_at_claim = e.count_at_claim OR e.prefetched
     FROM lost WHERE e.id = lost.id
     RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts
 ), failures AS (

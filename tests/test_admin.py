@@ -439,7 +439,7 @@ def test_execution_page_explains_attempts_a_parked_run_did_not_use(admin_client,
         status="running", attempts=0, max_attempts=3, claims=1, prefetched=True
     )
     page = html(admin_client.get(url("execution_change", ahead.pk)))
-    assert "0 of 3 used — claimed ahead of a free thread: it uses one when it starts" in page
+    assert "0 of 3 used — claimed ahead of a free thread: this run uses one when it ends" in page
 
 
 def test_a_completed_execution_folds_away_an_earlier_retried_failure(

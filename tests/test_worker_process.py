@@ -226,7 +226,7 @@ def test_sigkill_loses_nothing_of_many(worker_process):
     uncounted = {pk for pk in lost if pk in held_ahead}
     for execution in executions.values():
         n = execution.payload["n"]
-        # A first claim held ahead of a thread, or running then, is not counted when lost.
+        # A claim held ahead of a thread, or running uncounted then, is not counted when lost.
         assert execution.attempts == execution.claims - (execution.pk in uncounted), n
         # At least once; again only after a crash; never again once its step committed.
         assert 1 <= runs[str(n)] <= execution.claims, n
@@ -502,7 +502,7 @@ def test_a_killed_worker_uses_no_attempt_of_the_executions_it_held_ahead(worker_
 
 
 def test_an_execution_whose_handler_kills_its_worker_runs_out_of_attempts(worker_process):
-    """Each time it is held ahead of a busy thread; only its first attempt goes uncounted."""
+    """Each time it is held ahead of a busy thread; only one attempt goes uncounted."""
     handle = invoke("kills-its-worker")
     for round_ in range(1, 8):
         invoke("slow-first-run", {"key": f"busy-{round_}", "first": 0.5, "then": 0}, priority=1)

@@ -130,10 +130,7 @@ def attempts_used(execution: Execution) -> str:
     text = f"{execution.attempts} of {execution.max_attempts} used"
     runs = execution.claims
     if execution.status == "running" and execution.prefetched:
-        text += (
-            " — claimed ahead of a free thread: it uses one when it starts, or on its "
-            "first run when that run ends"
-        )
+        text += " — claimed ahead of a free thread: this run uses one when it ends"
     elif runs > execution.attempts:
         plural = "run" if runs == 1 else "runs"
         text += (

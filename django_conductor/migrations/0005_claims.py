@@ -17,6 +17,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='execution',
             name='prefetched',
-            field=models.BooleanField(db_default=False, help_text='Claimed ahead of a free thread: its attempt has not begun, and a worker that dies now uses none of its attempts.'),
+            field=models.BooleanField(db_default=False, help_text='Claimed ahead of a free thread: its attempt is counted when it ends, and a worker that dies first uses none of its attempts.'),
+        ),
+        migrations.AddField(
+            model_name='execution',
+            name='count_at_claim',
+            field=models.BooleanField(db_default=False, help_text='A claim of it was lost with its worker before the attempt was counted: each claim counts one at once until an attempt ends.'),
         ),
     ]

@@ -28,12 +28,11 @@ from ..exceptions import (
     TransactionNotAllowed,
     error_text,
 )
-from ..group_commit import WriterClosed, WriterUnavailable
+from ..group_commit import WriterUnavailable
 from ..lease import Lease
 from ..registry import registry
 from ..replay import Event, LeaseLost, Park, RecordedStep
 from ..step_writer import StepWriter
-from .attempt_starter import AttemptStarter
 from .connections import DB_ERRORS, raw_connection
 
 logger = logging.getLogger("django_conductor.worker")
@@ -67,7 +66,7 @@ class Claimed:
     #: How long this process may act on the claim, by its own clock.
     lease: Lease
     #: Claimed ahead of a free thread: ``attempt`` is the count so far, not yet this claim's
-    #: own, which begins when a thread takes it (see ``run_attempt``).
+    #: own, which its outcome counts (see ``run_attempt``).
     prefetched: bool = False
 
     @property
@@ -100,10 +99,9 @@ class Claimed:
             row[11],
         )
 
-    def begun(self, attempt: int, cancel_requested: bool) -> Claimed:
-        """This prefetched claim once a thread has taken it, as attempt number ``attempt``."""
-        cancel_requested = cancel_requested or self.cancel_requested
-        return replace(self, attempt=attempt, cancel_requested=cancel_requested, prefetched=False)
+    def begun(self) -> Claimed:
+        """This prefetched claim once a thread has taken it, with its own attempt number."""
+        return replace(self, attempt=self.attempt + 1, prefetched=False)
 
     @property
     def awaits_child(self) -> bool:
@@ -176,7 +174,6 @@ def run_attempt(
     *,
     stopping: threading.Event,
     writer: StepWriter,
-    starter: AttemptStarter,
     started: Callable[[Claimed, Context], None],
 ) -> Outcome | None:
     """Run one attempt of ``claimed`` and say how it ended; None when another worker owns
@@ -188,24 +185,12 @@ def run_attempt(
         return claimed.outcome("pending", run_in=0.0, refund=1)
     db = connections[DEFAULT_DB_ALIAS]  # this thread's; looked up once, not per use
     raw_connection(db)
-    if claimed.prefetched and claimed.claims == 1:
-        # A claim held ahead of a free thread has used no attempt, so a worker killed while
-        # holding it costs the execution nothing. On an execution's first claim the attempt
-        # is counted by its outcome, with no write before it starts (short executions keep
-        # their pace); a worker killed during it leaves it uncounted, once. Any later claim
-        # counts it before the handler is called, so an execution whose handler kills its
-        # worker still runs out of attempts.
-        claimed = claimed.begun(claimed.attempt + 1, claimed.cancel_requested)
-    elif claimed.prefetched:
-        try:
-            begun = starter.begin(claimed)
-        except (WriterUnavailable, WriterClosed) as exc:
-            logger.warning("Could not begin execution %s (%s); handing it back", claimed.id, exc)
-            return hand_back(claimed, exc)
-        if begun is None:
-            logger.warning("Execution %s is no longer this worker's; leaving it", claimed.id)
-            return None
-        claimed = begun
+    if claimed.prefetched:
+        # Held ahead of a free thread, it has used no attempt: a worker killed while holding
+        # it costs the execution nothing. Its attempt is counted by its outcome, with no
+        # write before it starts; a worker killed during it leaves it uncounted, and from
+        # then on each claim counts one at once (``sql.REAP_EXPIRED``).
+        claimed = claimed.begun()
     ctx = Context(
         execution_id=claimed.id,
         task_name=claimed.task_name,

@@ -20,7 +20,6 @@ from ..exceptions import WorkerFailed
 from ..registry import registry
 from ..step_writer import StepWriter
 from .attempt import hand_back, run_attempt
-from .attempt_starter import AttemptStarter
 from .base import Identity, database_trouble, raw_cursor, wait_for_database
 from .claiming import ClaimLoop
 from .connections import DB_ERRORS
@@ -107,7 +106,6 @@ class Worker:
         )
         announce_tasks(self.identity)
         self.step_writer = StepWriter()
-        self.attempt_starter = AttemptStarter()
         try:
             self._start_threads()
             try:
@@ -120,7 +118,6 @@ class Worker:
             self.stopping.set()
             self.claiming.outcomes.hand_back()
             self.step_writer.close()
-            self.attempt_starter.close()
             self.finished.set()
             if self._heartbeat_thread is not None:
                 self._heartbeat_thread.join(settings.HEARTBEAT_INTERVAL + 10)
@@ -184,7 +181,6 @@ class Worker:
                     claimed,
                     stopping=self.stopping,
                     writer=self.step_writer,
-                    starter=self.attempt_starter,
                     started=self.holdings.started,
                 )
             except BaseException as exc:  # never lose a slot, never leave it "running"
