@@ -63,3 +63,13 @@ def test_an_idle_worker_with_nothing_due_waits_the_poll_interval(settings):
     settings.CONDUCTOR_POLL_INTERVAL = 7
     invoke_at("waiting", 0, None, "waiting")
     assert Worker(install_signal_handlers=False, worker_id="idle").claiming.idle_wait() == 7
+
+
+def test_a_claim_held_ahead_of_a_thread_uses_no_attempt_and_is_started_at_its_claim():
+    ids = [invoke_at(f"ready-{n}", 0, -10 + n) for n in range(3)]
+    params = {"limit": 3, "start": 1, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
+    with connect_listener() as claimer:
+        claimer.execute(statements.CLAIM_ANY_QUEUE, params).fetchall()
+    rows = Execution.objects.filter(pk__in=ids).order_by("id")
+    assert [(e.attempts, e.prefetched) for e in rows] == [(1, False), (0, True), (0, True)]
+    assert all(e.started_at is not None for e in rows)
