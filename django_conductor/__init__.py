@@ -1,8 +1,9 @@
 """django_conductor: durable execution for Django on PostgreSQL alone.
 
-The public names below are imported on first use (PEP 562), not with the package: Django
-imports the package to read its app config before any model can be loaded, and the API
-sits on the models."""
+The public names below are imported on first use (PEP 562), not with the package, which
+Django imports to read its app config: the package itself stays as light as an app's must
+be. Every one of them imports before Django is set up, so a task module may be imported
+first (tests/test_structure.py)."""
 
 from __future__ import annotations
 

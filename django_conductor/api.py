@@ -14,7 +14,6 @@ from .cancellation import cancel_tree
 from .conf import seconds
 from .exceptions import ConductorError, PayloadError
 from .handle import ExecutionHandle
-from .models import Execution
 from .notify import notify_ready
 from .registry import registry
 from .retrying import retry_execution
@@ -135,7 +134,7 @@ def retry(execution_id: int) -> bool:
     reset, and its child retried; so are the children it was still waiting on when it was
     cancelled. Returns False when the execution is not failed or cancelled.
     """
-    return retry_execution(execution_id, Execution.objects)
+    return retry_execution(execution_id)
 
 
 @tables_required()

@@ -257,7 +257,7 @@ class FailedExecution(models.Model):
 
     def retry(self) -> bool:
         """Put the execution back to pending with a fresh attempt budget, keeping its steps."""
-        return retry_execution(self.execution_id, Execution.objects)
+        return retry_execution(self.execution_id)
 
 
 class WorkerHeartbeat(models.Model):

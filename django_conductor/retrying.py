@@ -1,12 +1,14 @@
 """Retrying a failed or cancelled execution: back to pending with a fresh attempt budget,
 its completed steps and the child outcomes it survived kept. A state change of the models',
-written against the manager it is given, so that ``FailedExecution.retry()`` and
-``django_conductor.retry()`` share it without the models importing anything above them."""
+which finds the model through the app registry when it runs, so that
+``FailedExecution.retry()`` and ``django_conductor.retry()`` share it, and the public API
+imports without Django set up (a task module may be imported first)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+from django.apps import apps
 from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.db.models.functions import Now
@@ -19,12 +21,17 @@ if TYPE_CHECKING:
     from .models import Execution, ExecutionManager
 
 
-def retry_execution(execution_id: int, executions: ExecutionManager[Execution]) -> bool:
+def retry_execution(execution_id: int) -> bool:
     """Retry ``execution_id`` (see ``django_conductor.retry``); False when it is not failed
     or cancelled."""
+    executions = cast("ExecutionManager[Execution]", execution_model().objects)
     with transaction.atomic(), connection.cursor() as cursor:
         lock_tree(cursor, execution_id, ANY_STATUS)  # the one lock order, before any change
         return _retry_locked(executions, execution_id)
+
+
+def execution_model() -> Any:
+    return apps.get_model("django_conductor", "Execution")
 
 
 def _retry_locked(executions: ExecutionManager[Execution], execution_id: int) -> bool:

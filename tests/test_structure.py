@@ -2,6 +2,9 @@
 cycle. Read from the source, so that it holds for every module, imported or not."""
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,14 @@ def test_imports_run_down_the_layers_only():
         if target != "__init__" and layer(target) > layer(source)
     ]
     assert upward == []
+
+
+def test_the_public_api_imports_before_django_is_set_up():
+    """A task module may be imported before ``django.setup()`` (a script, a test runner)."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    names = "task, Task, invoke, retry, cancel, run_now, ExecutionHandle, Context, Event"
+    code = f"from django_conductor import {names}; print('imported')"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PACKAGE.parent, env=env, capture_output=True, text=True
+    )
+    assert done.stdout.strip() == "imported", done.stderr
