@@ -8,22 +8,11 @@ from django.db.models.functions import Now
 
 from .retrying import retry_execution
 
-
-class Status(models.TextChoices):
-    PENDING = "pending", "Pending"
-    RUNNING = "running", "Running"
-    SLEEPING = "sleeping", "Sleeping"
-    WAITING = "waiting", "Waiting on child"
-    COMPLETED = "completed", "Completed"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-#: States a worker may claim once ``run_at`` has passed.
-CLAIMABLE = (Status.PENDING, Status.SLEEPING, Status.WAITING)
-#: States that can still change; a dedupe key is unique among them.
-LIVE = (Status.PENDING, Status.RUNNING, Status.SLEEPING, Status.WAITING)
-FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+# Offered here too, where users found them first.
+from .statuses import CLAIMABLE as CLAIMABLE
+from .statuses import FINISHED as FINISHED
+from .statuses import LIVE as LIVE
+from .statuses import Status as Status
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):

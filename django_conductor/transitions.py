@@ -8,8 +8,7 @@ from typing import Any
 
 from .notify import notify_finished, notify_ready
 from .sql import WAKE_PARENTS
-
-FINISHED = frozenset({"completed", "failed", "cancelled"})
+from .statuses import FINISHED
 
 
 def after_status_changes(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> None:
