@@ -52,8 +52,6 @@ class Worker:
             concurrency=concurrency or settings.CONCURRENCY,
             task_names=sorted(task.name for task in registry),
         )
-        self.worker_id = self.identity.worker_id
-        self.concurrency = self.identity.concurrency
         self.install_signal_handlers = install_signal_handlers
         self.stopping = threading.Event()
         self.stopped_hard = threading.Event()
@@ -73,6 +71,14 @@ class Worker:
         self.failure: BaseException | None = None
         self._heartbeat_thread: threading.Thread | None = None
         self._signals = StopSignals(self.stop, self.stopping)
+
+    @property
+    def worker_id(self) -> str:
+        return self.identity.worker_id
+
+    @property
+    def concurrency(self) -> int:
+        return self.identity.concurrency
 
     def run(self) -> None:
         """Raises ``TablesMissing`` before doing anything when ``migrate`` has not run, and
