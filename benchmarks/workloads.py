@@ -281,11 +281,11 @@ def claim_latency(samples: int) -> dict[str, Any]:
     """Time the worker's claim statement (limit 10) on ready rows, rolled back each time."""
     from django.db import connection
 
-    from django_conductor import sql
+    from django_conductor.store import claims
 
-    statement = getattr(sql, "CLAIM_ANY_QUEUE", None)
+    statement = getattr(claims, "CLAIM_ANY_QUEUE", None)
     if statement is None:
-        return {"error": "django_conductor.sql.CLAIM_ANY_QUEUE is gone"}
+        return {"error": "django_conductor.store.claims.CLAIM_ANY_QUEUE is gone"}
     from django_conductor.registry import registry
 
     tasks = sorted(task.name for task in registry)

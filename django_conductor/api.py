@@ -10,71 +10,18 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from . import payloads
-from .cancellation import cancel_tree
 from .conf import seconds
 from .exceptions import ConductorError, PayloadError
 from .handle import ExecutionHandle
-from .notify import notify_ready
 from .registry import registry
 from .retrying import retry_execution
-from .schema import tables_required
-from .sql import EXECUTION, READY_CHANNEL
+from .store import executions
+from .store.notify import notify_ready
+from .store.schema import tables_required
+from .store.trees import cancel_tree
 
 if TYPE_CHECKING:
     from .definition import Task
-
-LIVE_PREDICATE = (
-    "dedupe_key IS NOT NULL AND NOT superseded "
-    "AND status IN ('pending', 'running', 'sleeping', 'waiting')"
-)
-
-#: The run time given, or ``delay`` seconds after the statement, as the database tells time
-#: (statement_timestamp(), as in the columns' defaults, so a delay counts from the invoke
-#: even inside a long transaction).
-RUN_AT = (
-    "coalesce(%(run_at)s::timestamptz, "
-    "statement_timestamp() + make_interval(secs => %(delay)s::float8))"
-)
-
-_INSERT_MANY = f"""
-WITH ins AS (
-    INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
-    SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s
-    FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
-    RETURNING id
-)
-SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS notified
-"""
-
-_INSERT_ONE = f"""
-INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
-VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s)
-RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
-"""
-
-_INSERT_DEDUPED = f"""
-INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key)
-VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-        %(dedupe_key)s)
-ON CONFLICT (task_name, queue, dedupe_key) WHERE {LIVE_PREDICATE}
-DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority
-WHERE {EXECUTION}.status = 'pending'
-RETURNING id
-"""
-
-#: statement_timestamp(), as in the columns' defaults: a row written earlier in the same
-#: transaction is not mistaken for one that is still waiting.
-_RUN_NOW = f"""
-UPDATE {EXECUTION} SET run_at = statement_timestamp()
-WHERE id = %(id)s AND status = 'pending' AND run_at > statement_timestamp()
-RETURNING queue
-"""
-
-_SUPERSEDE = f"""
-UPDATE {EXECUTION} SET superseded = true
-WHERE task_name = %(task)s AND queue = %(queue)s AND dedupe_key = %(dedupe_key)s
-    AND {LIVE_PREDICATE}
-"""
 
 
 def enqueue(
@@ -90,34 +37,29 @@ def enqueue(
     """Insert executions in the caller's transaction; nothing is stored on bad input."""
     if not task.invocable:
         raise ConductorError(f"Task {task.name!r} is not invocable; it runs from its triggers.")
-    params: dict[str, Any] = {
-        "task": task.name,
-        "queue": _queue(queue if queue is not None else task.queue),
-        "priority": _priority(priority if priority is not None else task.priority),
-        "max_attempts": task.max_attempts,
-    }
-    params["run_at"], params["delay"] = _run_at(run_at, delay)
+    run_at, delay = _run_at(run_at, delay)
+    invocation = executions.Invocation(
+        task=task.name,
+        queue=_queue(queue if queue is not None else task.queue),
+        priority=_priority(priority if priority is not None else task.priority),
+        max_attempts=task.max_attempts,
+        run_at=run_at,
+        delay=delay,
+    )
     texts = [_payload_text(task.name, item) for item in items]
     if not texts:
         return []
     with tables_required(), connection.cursor() as cursor:
         if dedupe_key is None and len(texts) == 1:
-            cursor.execute(_INSERT_ONE, {**params, "payload": texts[0]})
-            return [ExecutionHandle(cursor.fetchone()[0])]
+            return [ExecutionHandle(executions.insert_one(cursor, invocation, texts[0]))]
         if dedupe_key is None:
-            cursor.execute(_INSERT_MANY, {**params, "payloads": texts})
-            return [ExecutionHandle(row[0]) for row in cursor.fetchall()]
-        params.update(payload=texts[0], dedupe_key=_dedupe_key(dedupe_key))
+            ids = executions.insert_many(cursor, invocation, texts)
+            return [ExecutionHandle(execution_id) for execution_id in ids]
+        key = _dedupe_key(dedupe_key)
         with transaction.atomic():
-            cursor.execute(_INSERT_DEDUPED, params)
-            row = cursor.fetchone()
-            if row is None:
-                # The live execution with this key already runs: a new one takes the key.
-                cursor.execute(_SUPERSEDE, params)
-                cursor.execute(_INSERT_DEDUPED, params)
-                row = cursor.fetchone()
-            notify_ready(cursor, [params["queue"]])
-        return [ExecutionHandle(row[0])]
+            execution_id = executions.insert_deduped(cursor, invocation, texts[0], key)
+            notify_ready(cursor, [invocation.queue])
+        return [ExecutionHandle(execution_id)]
 
 
 def invoke(task_name: str, payload: Any = None, **options: Any) -> ExecutionHandle:
@@ -145,11 +87,10 @@ def run_now(execution_id: int) -> bool:
     when it is not pending or is already due.
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_RUN_NOW, {"id": execution_id})
-        row = cursor.fetchone()
-        if row is None:
+        queue = executions.run_now(cursor, execution_id)
+        if queue is None:
             return False
-        notify_ready(cursor, [row[0]])
+        notify_ready(cursor, [queue])
     return True
 
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import psycopg
 
 from . import payloads
-from .cancellation import cancel_tree
 from .conf import seconds
 from .exceptions import (
     TIMEOUT_REASON,
@@ -21,7 +20,10 @@ from .exceptions import (
 )
 from .registry import registry
 from .replay import LeaseLost, Park
-from .sql import START_CHILD, TIME_OUT_CHILD, server_cursor
+from .statuses import Status
+from .store.base import server_cursor
+from .store.children import start_child, time_out_child
+from .store.trees import cancel_tree
 
 if TYPE_CHECKING:
     from .definition import Task
@@ -54,46 +56,42 @@ def start(
         lambda why: PayloadError(f"The payload for child {owner.step_name!r} is not JSON: {why}"),
         root="payload",
     )
-    params = {
-        "id": owner.execution_id,
-        "claims": owner.claims,
-        "name": owner.step_name,
-        "task_name": child.name,
-        "queue": queue or child.queue,
-        "payload": text,
-        "priority": child.priority,
-        "max_attempts": child.max_attempts,
-        "timeout": None if timeout is None else seconds(timeout),
-    }
     with server_cursor(owner.conn) as cursor:
-        cursor.execute(START_CHILD, params)
-        row = cursor.fetchone()
-    if row is None or not (row[0] or row[1]):
+        started = start_child(
+            cursor,
+            parent_id=owner.execution_id,
+            claims=owner.claims,
+            step_name=owner.step_name,
+            task_name=child.name,
+            queue=queue or child.queue,
+            payload=text,
+            priority=child.priority,
+            max_attempts=child.max_attempts,
+            timeout=None if timeout is None else seconds(timeout),
+        )
+    if started is None or not (started.cancelling or started.step_created):
         raise LeaseLost(owner.step_name)
-    if row[0]:  # a cancel committed since this attempt last looked: no child for it
+    if started.cancelling:  # a cancel committed since this attempt last looked: no child
         raise ExecutionCancelled(f"Execution {owner.execution_id} was cancelled.")
-    deadline: datetime | None = row[2]
-    return deadline
+    return started.deadline
 
 
 def time_out(owner: Owner, deadline: datetime) -> NoReturn:
     """Record the timeout as the invoke step's outcome and cancel the child, in one
     transaction fenced on the parent's claim; a child that ends afterwards changes nothing."""
     reason = f"{TIMEOUT_REASON} at step {owner.step_name!r}."
-    params = {
-        "id": owner.execution_id,
-        "claims": owner.claims,
-        "name": owner.step_name,
-        "error": reason,
-    }
     with owner.conn.transaction(), server_cursor(owner.conn) as cursor:
-        cursor.execute(TIME_OUT_CHILD, params)
-        row = cursor.fetchone()
-        if row is None:
+        timed_out = time_out_child(
+            cursor,
+            parent_id=owner.execution_id,
+            claims=owner.claims,
+            step_name=owner.step_name,
+            error=reason,
+        )
+        if timed_out is None:
             raise LeaseLost(owner.step_name)
-        recorded, child_id = row
-        if recorded and child_id is not None:
-            cancel_tree(cursor, child_id, reason)
-    if not recorded:
-        raise Park("pending", run_in=0.0)  # the child's end came first: replay with it
+        if timed_out.recorded and timed_out.child_id is not None:
+            cancel_tree(cursor, timed_out.child_id, reason)
+    if not timed_out.recorded:
+        raise Park(Status.PENDING, run_in=0.0)  # the child's end came first: replay with it
     raise child_error(owner.step_name, reason, deadline)

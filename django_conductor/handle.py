@@ -10,11 +10,11 @@ from django.db import connection
 
 from . import payloads
 from .exceptions import ConductorError, ExecutionCancelled, ExecutionFailed
-from .notify import connect_listener
-from .schema import tables_required
-from .sql import EXECUTION, FINISHED_CHANNEL
-
-_STATE = f"SELECT status, result::text, error FROM {EXECUTION} WHERE id = %s"
+from .statuses import Status
+from .store.base import FINISHED_CHANNEL
+from .store.executions import state
+from .store.notify import connect_listener
+from .store.schema import tables_required
 
 
 @dataclass(frozen=True)
@@ -24,11 +24,10 @@ class ExecutionHandle:
     def status(self) -> str:
         """The current status, e.g. ``"pending"`` or ``"completed"``."""
         with tables_required(), connection.cursor() as cursor:
-            cursor.execute(_STATE, [self.id])
-            row = cursor.fetchone()
-        if row is None:
+            found = state(cursor, self.id)
+        if found is None:
             raise ExecutionFailed(f"Execution {self.id} does not exist (removed or rolled back).")
-        return str(row[0])
+        return found.status
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the execution finishes; return its result or raise its failure.
@@ -42,19 +41,19 @@ class ExecutionHandle:
         deadline = None if timeout is None else time.monotonic() + timeout
         with tables_required(), connect_listener(FINISHED_CHANNEL) as listener:
             while True:
-                row = listener.execute(_STATE, [self.id]).fetchone()
-                if row is None:
+                with listener.cursor() as cursor:
+                    found = state(cursor, self.id)
+                if found is None:
                     self._refuse_uncommitted()
                     raise ExecutionFailed(
                         f"Execution {self.id} does not exist (removed or rolled back)."
                     )
-                status, result, error = row
-                if status == "completed":
-                    return payloads.loads(result)
-                if status == "failed":
-                    raise ExecutionFailed(error or f"Execution {self.id} failed.")
-                if status == "cancelled":
-                    raise ExecutionCancelled(error or f"Execution {self.id} was cancelled.")
+                if found.status == Status.COMPLETED:
+                    return payloads.loads(found.result)
+                if found.status == Status.FAILED:
+                    raise ExecutionFailed(found.error or f"Execution {self.id} failed.")
+                if found.status == Status.CANCELLED:
+                    raise ExecutionCancelled(found.error or f"Execution {self.id} was cancelled.")
                 self._await_notification(listener, deadline)
 
     def _refuse_uncommitted(self) -> None:
@@ -63,8 +62,7 @@ class ExecutionHandle:
         if not connection.in_atomic_block:
             return
         with connection.cursor() as cursor:
-            cursor.execute(_STATE, [self.id])
-            if cursor.fetchone() is None:
+            if state(cursor, self.id) is None:
                 return
         raise ConductorError(
             f"handle.wait() was called inside the transaction that invoked execution "

@@ -116,7 +116,7 @@ class Execution(models.Model):
         ordering = ("-id",)
         indexes = [
             # Claims and the idle worker's "when is the next one due?" read it one priority
-            # level at a time (sql._LEVELS); a second index on run_at alone would tempt the
+            # level at a time (store.claims._LEVELS); a second index on run_at alone would tempt the
             # planner into sorting every ready row of a level.
             models.Index(
                 models.F("priority").desc(),

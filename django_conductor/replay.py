@@ -46,10 +46,17 @@ class RecordedStep:
     child_id: int | None
 
     @classmethod
-    def from_row(cls, row: list[Any]) -> tuple[str, RecordedStep]:
-        name, kind, result, error, finished, wake_at, child_id = row
-        wake = datetime.fromisoformat(wake_at) if wake_at else None
-        return name, cls(kind, result, error or "", finished, wake, child_id)
+    def from_row(cls, row: dict[str, Any]) -> tuple[str, RecordedStep]:
+        """A step as the claim brings it: a JSON object (``store.claims.STEP_ROW``)."""
+        wake_at = row["wake_at"]
+        return row["name"], cls(
+            kind=row["kind"],
+            result=row["result"],
+            error=row["error"] or "",
+            finished=row["finished"],
+            wake_at=datetime.fromisoformat(wake_at) if wake_at else None,
+            child_id=row["child_id"],
+        )
 
     @property
     def raised(self) -> bool:

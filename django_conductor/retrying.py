@@ -13,9 +13,10 @@ from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.db.models.functions import Now
 
-from .cancellation import ANY_STATUS, lock_tree
 from .exceptions import child_error
-from .notify import notify_ready
+from .statuses import Status
+from .store.notify import notify_ready
+from .store.trees import ANY_STATUS, lock_tree
 
 if TYPE_CHECKING:
     from .models import Execution, ExecutionManager
@@ -35,7 +36,9 @@ def execution_model() -> Any:
 
 
 def _retry_locked(executions: ExecutionManager[Execution], execution_id: int) -> bool:
-    execution = executions.filter(pk=execution_id, status__in=("failed", "cancelled")).first()
+    execution = executions.filter(
+        pk=execution_id, status__in=(Status.FAILED, Status.CANCELLED)
+    ).first()
     if execution is None:
         return False
     key_taken = (
@@ -51,7 +54,7 @@ def _retry_locked(executions: ExecutionManager[Execution], execution_id: int) ->
     )
     executions.filter(pk=execution.pk).update(
         superseded=execution.superseded or key_taken,
-        status="pending",
+        status=Status.PENDING,
         attempts=0,
         run_at=Now(),
         error="",

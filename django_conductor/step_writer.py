@@ -9,18 +9,19 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from django.db import connection
 
-from . import payloads, sql
+from . import payloads
 from .exceptions import StepResultError
 from .group_commit import GroupWriter, Request
+from .store.base import server_cursor
+from .store.steps import StepWritten, record_steps, still_held
 
 logger = logging.getLogger("django_conductor.worker")
 
-#: Recorded steps by (execution, name): their wake time and whether they are over.
-Written = dict[tuple[int, str], tuple[Any, bool]]
+#: Recorded steps by (execution, name).
+Written = dict[tuple[int, str], StepWritten]
 
 
 @dataclass(kw_only=True)
@@ -65,7 +66,7 @@ class StepWriter(GroupWriter[StepRecord]):
             stored = written.get((record.execution_id, record.name))
             if stored is not None:
                 record.written = True
-                record.recorded_wake_at, record.over = stored
+                record.recorded_wake_at, record.over = stored.wake_at, stored.over
             elif record.execution_id in locked and record.error is None:
                 again.append(record)
         return again
@@ -103,27 +104,15 @@ class StepWriter(GroupWriter[StepRecord]):
     def _insert(self, batch: list[StepRecord]) -> tuple[Written, set[int]]:
         """The records written, and the executions whose rows another session keeps locked."""
         connection.ensure_connection()
-        columns = sql.columns(
-            batch,
-            ids="execution_id",
-            claims="claims",
-            names="name",
-            kinds="kind",
-            results="result",
-            errors="failure",
-            wake_ats="wake_at",
-            wake_ins="wake_in",
-        )
         now = time.monotonic()
-        columns["started_agos"] = [now - r.began for r in batch]
-        columns["finished_agos"] = [None if r.ended is None else now - r.ended for r in batch]
-        with sql.server_cursor(connection.connection) as cursor:
-            cursor.execute(sql.RECORD_STEPS, columns, prepare=True)
-            written = {(row[0], row[1]): (row[2], row[3]) for row in cursor.fetchall()}
+        started_agos = [now - r.began for r in batch]
+        finished_agos = [None if r.ended is None else now - r.ended for r in batch]
+        with server_cursor(connection.connection) as cursor:
+            recorded = record_steps(cursor, batch, started_agos, finished_agos)
+            written = {(step.execution_id, step.name): step for step in recorded}
             left_out = [r for r in batch if (r.execution_id, r.name) not in written]
             if not left_out:
                 return written, set()
             # Skipped for a lock, or no longer this worker's: only the first are held.
-            held = sql.claim_pairs((r.execution_id, r.claims) for r in left_out)
-            cursor.execute(sql.STILL_HELD, held)
-            return written, {row[0] for row in cursor.fetchall()}
+            held = still_held(cursor, ((r.execution_id, r.claims) for r in left_out))
+            return written, {claim.id for claim in held}

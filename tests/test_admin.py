@@ -17,8 +17,8 @@ from django_conductor import run_now
 from django_conductor.admin import overview
 from django_conductor.admin.display import humanize_duration, relative, when
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
-from django_conductor.notify import connect_listener
-from django_conductor.sql import READY_CHANNEL
+from django_conductor.store.base import READY_CHANNEL
+from django_conductor.store.notify import connect_listener
 
 pytestmark = pytest.mark.django_db
 

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from django_conductor import sql as statements
 from django_conductor.models import Execution
-from django_conductor.notify import connect_listener
 from django_conductor.registry import registry
+from django_conductor.store import base, claims
+from django_conductor.store.notify import connect_listener
 from django_conductor.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,12 +37,12 @@ def test_a_claim_takes_ready_work_level_by_level_past_parked_work_and_locks_only
     low = [invoke_at(f"low-{n}", 0, -30 + n) for n in range(5)]
     params = {"limit": 3, "start": 3, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
     with connect_listener() as claimer, connect_listener() as other, claimer.transaction():
-        claimed = [row[0] for row in claimer.execute(statements.CLAIM_ANY_QUEUE, params)]
+        claimed = [row[0] for row in claimer.execute(claims.CLAIM_ANY_QUEUE, params)]
         locked_elsewhere = {
             row[0]
             for row in other.execute(
-                f"SELECT id FROM {statements.EXECUTION} WHERE id NOT IN "
-                f"(SELECT id FROM {statements.EXECUTION} FOR UPDATE SKIP LOCKED)"
+                f"SELECT id FROM {base.EXECUTION} WHERE id NOT IN "
+                f"(SELECT id FROM {base.EXECUTION} FOR UPDATE SKIP LOCKED)"
             )
         }
     assert claimed == [*top, low[0]]
@@ -69,7 +69,7 @@ def test_a_claim_held_ahead_of_a_thread_uses_no_attempt_and_is_started_at_its_cl
     ids = [invoke_at(f"ready-{n}", 0, -10 + n) for n in range(3)]
     params = {"limit": 3, "start": 1, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
     with connect_listener() as claimer:
-        claimer.execute(statements.CLAIM_ANY_QUEUE, params).fetchall()
+        claimer.execute(claims.CLAIM_ANY_QUEUE, params).fetchall()
     rows = Execution.objects.filter(pk__in=ids).order_by("id")
     assert [(e.attempts, e.prefetched) for e in rows] == [(1, False), (0, True), (0, True)]
     assert all(e.started_at is not None for e in rows)

@@ -291,8 +291,8 @@ def test_cancel_of_a_pending_execution_is_immediate_and_wait_raises():
 
 
 def test_invoke_notifies_listening_workers_on_commit(transactional_db):
-    from django_conductor.notify import connect_listener
-    from django_conductor.sql import READY_CHANNEL
+    from django_conductor.store.base import READY_CHANNEL
+    from django_conductor.store.notify import connect_listener
 
     with connect_listener(READY_CHANNEL) as listener:
         with transaction.atomic():

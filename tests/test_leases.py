@@ -9,11 +9,11 @@ from django.db import connection
 from django.db.models.functions import Now
 
 from django_conductor import invoke
-from django_conductor import sql as statements
 from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
-from django_conductor.notify import connect_listener
 from django_conductor.registry import registry
 from django_conductor.step_writer import StepRecord, StepWriter
+from django_conductor.store import claims, outcomes, steps
+from django_conductor.store.notify import connect_listener
 from django_conductor.worker import Worker
 from django_conductor.worker.attempt import Outcome
 from tests.conftest import wait_until
@@ -36,7 +36,7 @@ def claim_as(worker_id, lease=30.0):
             "queues": [],
             "tasks": TASKS,
         }
-        return conn.execute(statements.CLAIM_ANY_QUEUE, params).fetchone()
+        return conn.execute(claims.CLAIM_ANY_QUEUE, params).fetchone()
 
 
 def test_expired_lease_is_requeued_counting_the_lost_attempt(run_worker):
@@ -72,7 +72,7 @@ def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker)
     stale_claims = stale[7]
     with connect_listener() as conn:
         step = conn.execute(
-            statements.RECORD_STEPS,
+            steps.RECORD_STEPS,
             {
                 "ids": [handle.id],
                 "claims": [stale_claims],
@@ -88,7 +88,7 @@ def test_a_worker_that_lost_its_lease_cannot_write_steps_or_outcomes(run_worker)
         )
         assert step.fetchall() == []
         outcome = conn.execute(
-            statements.FINISH_ATTEMPTS,
+            outcomes.FINISH_ATTEMPTS,
             {
                 "ids": [handle.id],
                 "claims": [stale_claims],

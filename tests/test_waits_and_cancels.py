@@ -11,11 +11,15 @@ from django.db import connection
 from django.db.models.functions import Now
 
 from django_conductor import cancel, invoke, retry
-from django_conductor import sql as statements
 from django_conductor.models import Execution, FailedExecution, Step
-from django_conductor.notify import connect_listener
 from django_conductor.registry import registry
-from django_conductor.transitions import after_status_changes
+from django_conductor.store import base
+from django_conductor.store.children import START_CHILD
+from django_conductor.store.claims import claim_batch
+from django_conductor.store.notify import connect_listener
+from django_conductor.store.outcomes import finish_attempts, reap_expired
+from django_conductor.store.transitions import after_status_changes
+from django_conductor.worker.attempt import Outcome
 from django_conductor.worker.holdings import Holdings
 from tests.conftest import effects, fast_forward, wait_until
 from tests.testapp.models import SideEffect
@@ -26,41 +30,30 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def claim_as(worker_id, queue):
     """Claim the next ready execution of ``queue`` as a worker would, on a connection of
     its own; returns (id, claims). Nothing runs it: the test decides how it ends."""
-    with connect_listener() as conn:
-        params = {
-            "limit": 1,
-            "start": 1,
-            "worker": worker_id,
-            "lease": 600.0,
-            "queues": [queue],
-            "tasks": [task.name for task in registry],
-        }
-        row = conn.execute(statements.CLAIM_QUEUES, params).fetchone()
-    assert row is not None, f"nothing to claim on {queue!r}"
-    return row[0], row[7]
+    with connect_listener() as conn, conn.cursor() as cursor:
+        rows = claim_batch(
+            cursor,
+            limit=1,
+            start=1,
+            worker=worker_id,
+            lease=600.0,
+            queues=[queue],
+            tasks=[task.name for task in registry],
+        )
+    assert rows, f"nothing to claim on {queue!r}"
+    return rows[0].id, rows[0].claims
 
 
-def outcome_columns(execution_id, claims, status, result=None):
-    return {
-        "ids": [execution_id],
-        "claims": [claims],
-        "statuses": [status],
-        "run_ats": [None],
-        "run_ins": [None],
-        "results": [result],
-        "errors": [None if status == "completed" else f"{status} here"],
-        "tracebacks": [""],
-        "refunds": [0],
-    }
+def outcome(execution_id, claims, status, result=None):
+    error = None if status == "completed" else f"{status} here"
+    return Outcome(execution_id, claims, status, result=result, error=error, traceback="")
 
 
 def finish_as(execution_id, claims, status, result=None):
     """Write one attempt's outcome as the worker's flush does, in one transaction."""
     with connect_listener() as conn, conn.transaction(), conn.cursor() as cursor:
-        cursor.execute(
-            statements.FINISH_ATTEMPTS, outcome_columns(execution_id, claims, status, result)
-        )
-        after_status_changes(cursor, cursor.fetchall())
+        changes = finish_attempts(cursor, [outcome(execution_id, claims, status, result)])
+        after_status_changes(cursor, changes)
 
 
 def backend_pid(conn=None):
@@ -178,7 +171,7 @@ def test_a_child_started_while_its_parents_cancel_waits_is_cancelled_with_it(tra
     parent_id, claims = claim_as("parent-worker", "default")
     with connect_listener() as starter, starter.transaction():  # held until it commits
         starter.execute(
-            statements.START_CHILD,
+            START_CHILD,
             {
                 "id": parent_id,
                 "claims": claims,
@@ -266,11 +259,7 @@ def test_a_childs_outcome_write_and_cancelling_its_parent_do_not_deadlock(run_wo
         try:
             with writer.transaction(), writer.cursor() as cursor:
                 # The child's outcome is written; its parent is woken by the next statement.
-                cursor.execute(
-                    statements.FINISH_ATTEMPTS,
-                    outcome_columns(child_id, child_claims, "completed", "10"),
-                )
-                rows = cursor.fetchall()
+                rows = finish_attempts(cursor, [outcome(child_id, child_claims, "completed", "10")])
                 canceller = InThread(lambda: cancel(handle.id, reason="too late"))
                 wait_until(lambda: blocked(canceller.pid))
                 after_status_changes(cursor, rows)
@@ -288,8 +277,7 @@ def test_a_childs_outcome_write_and_cancelling_its_parent_do_not_deadlock(run_wo
 def reap(conn):
     """One reaper pass as a worker's heartbeat runs it; returns the rows it changed."""
     with conn.transaction(), conn.cursor() as cursor:
-        cursor.execute(statements.REAP_EXPIRED)
-        rows = cursor.fetchall()
+        rows = reap_expired(cursor)
         after_status_changes(cursor, rows)
     return rows
 
@@ -303,9 +291,7 @@ def test_the_reaper_waits_for_no_row_lock_and_reaps_a_child_once_its_parent_is_f
     with connect_listener() as holder, connect_listener() as reaper:
         reaper.execute("SET lock_timeout = '5s'")  # bounds a wait that must not happen
         with holder.transaction():
-            holder.execute(
-                f"SELECT id FROM {statements.EXECUTION} WHERE id = %s FOR UPDATE", [handle.id]
-            )
+            holder.execute(f"SELECT id FROM {base.EXECUTION} WHERE id = %s FOR UPDATE", [handle.id])
             assert reap(reaper) == []  # the parent is busy: the child waits for a later pass
         assert [row[:2] for row in reap(reaper)] == [(child_id, "failed")]
     assert Execution.objects.get(pk=handle.id).status == "pending"  # woken by the failure

@@ -1,22 +1,20 @@
-"""What the admin's overview page counts, in statements whose cost does not grow with the
-table: every one walks a partial index (the backlog, running, failed and cancelled ones, what
-finished in the last hour) or stops at a cap.
-
-Time is ``statement_timestamp()``, as in the columns' defaults, so that what was written
-earlier in the same transaction is seen as already due."""
+"""What the admin's overview page shows: counts by status, task and queue, the oldest ready
+execution, the last hour's throughput and the workers, each from a statement bounded by an
+index and a cap (``store.overview``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
 from ..conf import settings
-from ..models import CLAIMABLE, Status, WorkerHeartbeat
+from ..models import CLAIMABLE, FINISHED, Status, WorkerHeartbeat
 from ..registry import registry
-from ..sql import EXECUTION
+from ..store import overview as queries
 
 #: Counts by status stop here; a bigger one is shown as the planner's estimate, or "100,000+".
 STATUS_CAP = 100_000
@@ -32,69 +30,6 @@ MINUTES = 60
 STATUSES = [status.value for status in Status]
 #: The per-task table's columns: what is not completed, then completions of the last hour.
 TASK_COLUMNS = [s for s in STATUSES if s != Status.COMPLETED] + ["completed_last_hour"]
-_CLAIMABLE = ", ".join(f"'{status.value}'" for status in CLAIMABLE)
-
-#: One capped count per status, each with the status as a literal so that the planner can
-#: pick the partial index that holds it (claimable, running, failed or cancelled).
-_BY_STATUS = "SELECT " + ", ".join(
-    f"(SELECT count(*) FROM (SELECT 1 FROM {EXECUTION} WHERE status = '{status}' "
-    f"LIMIT %({status})s) capped)"
-    for status in STATUSES
-)
-
-#: Rows per status as the planner estimates them from the last ANALYZE: the table's row
-#: estimate times each status's share among its most common values.
-_ESTIMATES = f"""
-SELECT v.status, (c.reltuples * v.share)::bigint
-FROM pg_class c
-JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = c.relname
-    AND s.attname = 'status'
-CROSS JOIN LATERAL unnest(s.most_common_vals::text::text[], s.most_common_freqs)
-    AS v(status, share)
-WHERE c.oid = '{EXECUTION}'::regclass AND c.reltuples > 0
-"""
-
-#: Three parts, one per partial index: claimable, running, failed or cancelled.
-_BY_TASK = f"""
-SELECT task_name, status, count(*) FROM (
-    (SELECT task_name, status FROM {EXECUTION} WHERE status IN ({_CLAIMABLE}) LIMIT %(cap)s)
-    UNION ALL
-    (SELECT task_name, status FROM {EXECUTION} WHERE status = 'running' LIMIT %(cap)s)
-    UNION ALL
-    (SELECT task_name, status FROM {EXECUTION} WHERE status IN ('failed', 'cancelled')
-     LIMIT %(cap)s)
-) unfinished GROUP BY task_name, status
-UNION ALL
-SELECT task_name, 'completed_last_hour', count(*) FROM {EXECUTION}
-WHERE finished_at > statement_timestamp() - make_interval(mins => %(minutes)s)
-    AND status = 'completed'
-GROUP BY task_name
-"""
-
-_BACKLOG = f"""
-SELECT queue, count(*) FROM (
-    SELECT queue FROM {EXECUTION}
-    WHERE status IN ({_CLAIMABLE}) AND run_at <= statement_timestamp() LIMIT %(cap)s
-) ready GROUP BY queue ORDER BY queue
-"""
-
-_OLDEST_READY = f"""
-SELECT id, task_name, queue, run_at FROM {EXECUTION}
-WHERE status IN ({_CLAIMABLE}) AND run_at <= statement_timestamp() ORDER BY run_at LIMIT 1
-"""
-
-_THROUGHPUT = f"""
-SELECT least(floor(extract(epoch FROM statement_timestamp() - finished_at) / 60)::int,
-             %(minutes)s - 1),
-       status, count(*)
-FROM {EXECUTION}
-WHERE finished_at > statement_timestamp() - make_interval(mins => %(minutes)s)
-GROUP BY 1, 2
-"""
-
-_RUNNING_BY_WORKER = f"""
-SELECT lease_owner, count(*) FROM {EXECUTION} WHERE status = 'running' GROUP BY lease_owner
-"""
 
 
 @dataclass(frozen=True)
@@ -186,21 +121,20 @@ def collect() -> Overview:
     cap."""
     with connection.cursor() as cursor:
         by_status = _by_status(cursor)
-        cursor.execute(_BY_TASK, {"cap": TASK_CAP, "minutes": MINUTES})
-        cells = {(task, column): n for task, column, n in cursor.fetchall()}
+        cells = {
+            (c.task_name, c.column): c.executions for c in queries.by_task(cursor, TASK_CAP, MINUTES)
+        }
         by_task = {
             task: {column: cells.get((task, column), 0) for column in TASK_COLUMNS}
             for task in sorted({task for task, _ in cells})
         }
-        cursor.execute(_BACKLOG, {"cap": BACKLOG_CAP})
-        backlog = {queue: Count(n, BACKLOG_CAP) for queue, n in cursor.fetchall()}
-        cursor.execute(_OLDEST_READY)
-        row = cursor.fetchone()
+        backlog = {
+            b.queue: Count(b.ready, BACKLOG_CAP) for b in queries.backlog(cursor, BACKLOG_CAP)
+        }
+        row = queries.oldest_ready(cursor)
         oldest = OldestReady(*row) if row else None
-        cursor.execute(_THROUGHPUT, {"minutes": MINUTES})
-        minutes = _minutes(cursor.fetchall())
-        cursor.execute(_RUNNING_BY_WORKER)
-        running = dict(cursor.fetchall())
+        minutes = _minutes(queries.throughput(cursor, MINUTES))
+        running = {r.worker_id: r.executions for r in queries.running_by_worker(cursor)}
     return Overview(
         by_status=by_status,
         by_task=by_task,
@@ -212,27 +146,25 @@ def collect() -> Overview:
     )
 
 
-def _by_status(cursor) -> dict[str, Count]:  # type: ignore[no-untyped-def]
+def _by_status(cursor: Any) -> dict[str, Count]:
     caps = {
         status: COMPLETED_CAP if status == Status.COMPLETED else STATUS_CAP for status in STATUSES
     }
-    cursor.execute(_BY_STATUS, caps)
-    counts = dict(zip(STATUSES, cursor.fetchone(), strict=True))
+    found = queries.by_status(cursor, caps)
     estimates: dict[str, int] = {}
-    if any(counts[status] >= caps[status] for status in STATUSES):
-        cursor.execute(_ESTIMATES)
-        estimates = dict(cursor.fetchall())
+    if any(found[status] >= caps[status] for status in STATUSES):
+        estimates = {e.status: e.rows for e in queries.estimates(cursor)}
     return {
-        status: Count(counts[status], caps[status], estimates.get(status)) for status in STATUSES
+        status: Count(found[status], caps[status], estimates.get(status)) for status in STATUSES
     }
 
 
-def _minutes(rows: list[tuple[int, str, int]]) -> list[Minute]:
-    counts: dict[int, dict[str, int]] = {ago: {} for ago in range(MINUTES)}
-    for ago, status, n in rows:
-        if status in ("completed", "failed", "cancelled"):
-            counts[max(0, ago)][status] = n
-    return [Minute(ago, **counts[ago]) for ago in range(MINUTES - 1, -1, -1)]
+def _minutes(finished: list[queries.Finished]) -> list[Minute]:
+    by_minute: dict[int, dict[str, int]] = {ago: {} for ago in range(MINUTES)}
+    for row in finished:
+        if row.status in FINISHED:
+            by_minute[max(0, row.minutes_ago)][row.status] = row.executions
+    return [Minute(ago, **by_minute[ago]) for ago in range(MINUTES - 1, -1, -1)]
 
 
 def _workers(running: dict[str | None, int]) -> list[Worker]:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, connections
 
-from .. import payloads, sql
+from .. import payloads
 from ..clock import DatabaseClock
 from ..context import AsyncContext, Context
 from ..definition import retry_delay
@@ -32,7 +32,9 @@ from ..group_commit import WriterUnavailable
 from ..lease import Lease
 from ..registry import registry
 from ..replay import Event, LeaseLost, Park, RecordedStep
+from ..statuses import Status
 from ..step_writer import StepWriter
+from ..store.claims import ClaimRow, steps_of
 from .connections import DB_ERRORS, raw_connection
 
 logger = logging.getLogger("django_conductor.worker")
@@ -45,8 +47,6 @@ FINAL_ERRORS = (
     DuplicateStepName,
     TransactionNotAllowed,
 )
-#: A lost or refused connection, from the ORM (Django's wrappers) or from the hot path's raw
-#: psycopg cursors; anything else from the database is a bug and must not be retried forever.
 
 
 @dataclass(frozen=True)
@@ -79,24 +79,21 @@ class Claimed:
         return self.id, self.claims
 
     @classmethod
-    def from_row(cls, row: Sequence[Any], lease: Lease) -> Claimed:
-        steps = recorded_steps(row[9])
-        execution_id, task_name, queue, event_name, payload = row[:5]
-        attempt, max_attempts, claims, cancel_requested = row[5:9]
+    def from_row(cls, row: ClaimRow, lease: Lease) -> Claimed:
         return cls(
-            execution_id,
-            task_name,
-            queue,
-            event_name,
-            payloads.loads(payload),
-            attempt,
-            max_attempts,
-            claims,
-            cancel_requested,
-            steps,
-            DatabaseClock(row[10]),
-            lease,
-            row[11],
+            id=row.id,
+            task_name=row.task_name,
+            queue=row.queue,
+            event_name=row.event_name,
+            payload=payloads.loads(row.payload),
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            claims=row.claims,
+            cancel_requested=row.cancel_requested,
+            steps=recorded_steps(row.steps),
+            clock=DatabaseClock(row.claimed_at),
+            lease=lease,
+            prefetched=row.prefetched,
         )
 
     def begun(self) -> Claimed:
@@ -124,14 +121,13 @@ def reread_child_steps(cursor: psycopg.Cursor, claims: list[Claimed]) -> None:
     waiting = {claimed.id: claimed for claimed in claims if claimed.awaits_child}
     if not waiting:
         return
-    cursor.execute(sql.STEPS_OF, {"ids": list(waiting)})
-    for execution_id, text in cursor.fetchall():
-        waiting[execution_id].steps.update(recorded_steps(text))
+    for found in steps_of(cursor, list(waiting)):
+        waiting[found.execution_id].steps.update(recorded_steps(found.steps))
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one attempt ended, as written by ``sql.FINISH_ATTEMPTS``."""
+    """How one attempt ended, as ``store.outcomes.finish_attempts`` writes it."""
 
     id: int
     claims: int
@@ -159,7 +155,7 @@ class Outcome:
         )
         return replace(
             self,
-            status="failed",
+            status=Status.FAILED,
             run_at=None,
             run_in=None,
             result=None,
@@ -182,14 +178,14 @@ def run_attempt(
         # Claimed ahead and not started before the lease ran out (a frozen process): give it
         # back unless another worker has taken it over, without using an attempt.
         logger.warning("Execution %s waited past its lease; handing it back", claimed.id)
-        return claimed.outcome("pending", run_in=0.0, refund=1)
+        return claimed.outcome(Status.PENDING, run_in=0.0, refund=1)
     db = connections[DEFAULT_DB_ALIAS]  # this thread's; looked up once, not per use
     raw_connection(db)
     if claimed.prefetched:
         # Held ahead of a free thread, it has used no attempt: a worker killed while holding
         # it costs the execution nothing. Its attempt is counted by its outcome, with no
         # write before it starts; a worker killed during it leaves it uncounted, and from
-        # then on each claim counts one at once (``sql.REAP_EXPIRED``).
+        # then on each claim counts one at once (``store.outcomes.REAP_EXPIRED``).
         claimed = claimed.begun()
     ctx = Context(
         execution_id=claimed.id,
@@ -222,14 +218,14 @@ def run_attempt(
             ),
             root="the result",
         )
-        return done("completed", result=text, error="")
+        return done(Status.COMPLETED, result=text, error="")
     except Park as park:
         return done(park.status, run_at=park.run_at, run_in=park.run_in, refund=1)
     except LeaseLost:
         ctx.logger.warning("Lost the lease mid-attempt; abandoning it to the new owner")
         return None
     except ExecutionCancelled:
-        return done("cancelled")  # keeps the reason cancel() stored
+        return done(Status.CANCELLED)  # keeps the reason cancel() stored
     except WriterUnavailable as exc:
         ctx.logger.warning("Could not record a step (%s); handing the execution back", exc)
         return hand_back(claimed, exc)
@@ -248,15 +244,15 @@ def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
     if isinstance(exc, FINAL_ERRORS) or claimed.attempt >= claimed.max_attempts:
         ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, error)
         trace = payloads.storable_text(traceback.format_exc())
-        return done("failed", error=error, traceback=trace)
+        return done(Status.FAILED, error=error, traceback=trace)
     task = registry.tasks.get(claimed.task_name)
     delays = task.retry_delays if task is not None else None
     delay = retry_delay(delays, claimed.attempt + 1)
     ctx.logger.warning("Attempt %d failed (%s); retrying in %.0fs", claimed.attempt, error, delay)
-    return done("pending", run_in=delay, error=error)
+    return done(Status.PENDING, run_in=delay, error=error)
 
 
 def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:
     """Back to pending without using up the attempt: the failure was not the handler's."""
     error = payloads.storable_text(error_text(exc))
-    return claimed.outcome("pending", run_in=0.0, refund=1, error=error)
+    return claimed.outcome(Status.PENDING, run_in=0.0, refund=1, error=error)

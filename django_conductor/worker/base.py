@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import psycopg
 from django.db import connection
 
-from .. import sql
-from ..schema import check_tables
+from ..store.base import server_cursor
+from ..store.schema import check_tables
 from .connections import DB_ERRORS, raw_connection
 
 logger = logging.getLogger("django_conductor.worker")
@@ -69,7 +69,7 @@ def wait_for_database(identity: Identity, stopping: threading.Event) -> bool:
 
 def raw_cursor() -> psycopg.Cursor:
     """A server-binding cursor on this thread's connection."""
-    return sql.server_cursor(raw_connection())
+    return server_cursor(raw_connection())
 
 
 def _text_array(items: list[str]) -> str:

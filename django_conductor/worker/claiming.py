@@ -8,9 +8,9 @@ import queue
 import threading
 import time
 
-from .. import sql
 from ..conf import settings
 from ..lease import Lease, elapsed
+from ..store.claims import claim_batch, next_due
 from .attempt import Claimed, reread_child_steps
 from .base import Identity, database_trouble, next_backoff, raw_cursor
 from .connections import DB_ERRORS
@@ -82,18 +82,16 @@ class ClaimLoop:
 
     def idle_wait(self) -> float:
         """Until the next due execution, or the poll interval, whichever is sooner."""
-        queues = self.identity.queues
-        statement = sql.NEXT_DUE_QUEUES if queues else sql.NEXT_DUE_ANY_QUEUE
         try:
             with raw_cursor() as cursor:
-                params = {"queues": queues, "tasks": self.identity.tasks_literal}
-                cursor.execute(statement, params, prepare=True)
-                (due,) = cursor.fetchone() or (None,)
+                due = next_due(
+                    cursor, queues=self.identity.queues, tasks=self.identity.tasks_literal
+                )
         except DB_ERRORS:
             return settings.POLL_INTERVAL  # the next loop turn deals with the database
         if due is None:
             return settings.POLL_INTERVAL
-        return max(0.0, min(float(due), settings.POLL_INTERVAL))
+        return max(0.0, min(due, settings.POLL_INTERVAL))
 
     def claim(self) -> int:
         """Claim a batch once at least ``prefetch`` places in the local buffer (threads plus
@@ -106,20 +104,18 @@ class ClaimLoop:
         if free <= 0:
             return 0
         lease = settings.LEASE
-        params = {
-            "limit": free,
-            # These begin their attempt now; the rest when a thread takes them.
-            "start": self.holdings.idle_threads(concurrency),
-            "worker": self.identity.worker_id,
-            "lease": lease,
-            "queues": self.identity.queues,
-            "tasks": self.identity.tasks_literal,
-        }
-        statement = sql.CLAIM_QUEUES if self.identity.queues else sql.CLAIM_ANY_QUEUE
         sent_at = elapsed()
         with raw_cursor() as cursor:
-            cursor.execute(statement, params, prepare=True)
-            rows = cursor.fetchall()
+            rows = claim_batch(
+                cursor,
+                limit=free,
+                # These begin their attempt now; the rest when a thread takes them.
+                start=self.holdings.idle_threads(concurrency),
+                worker=self.identity.worker_id,
+                lease=lease,
+                queues=self.identity.queues,
+                tasks=self.identity.tasks_literal,
+            )
             claims = [Claimed.from_row(row, Lease(sent_at, lease)) for row in rows]
             reread_child_steps(cursor, claims)
         self.last_claim_full = len(rows) == free

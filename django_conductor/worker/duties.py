@@ -6,15 +6,17 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any
 
 import psycopg
 from django.db import connection
 
-from .. import payloads, sql
+from .. import payloads
 from ..conf import settings
 from ..lease import Lease, elapsed
-from ..transitions import after_status_changes
+from ..store import workers
+from ..store.base import server_cursor
+from ..store.outcomes import reap_expired
+from ..store.transitions import after_status_changes
 from .base import Identity
 from .connections import DB_ERRORS, raw_connection
 from .holdings import Holdings, Key
@@ -43,46 +45,43 @@ class Heartbeat:
         """Renew leases and the heartbeat row, then re-queue dead workers' executions."""
         identity = self.identity
         conn = raw_connection()
-        with sql.server_cursor(conn) as cursor:
-            cursor.execute(
-                sql.BEAT,
-                {
-                    "worker": identity.worker_id,
-                    "host": identity.host,
-                    "pid": os.getpid(),
-                    "queues": payloads.dumps(identity.queues),
-                    "tasks": payloads.dumps(identity.task_names),
-                    "concurrency": identity.concurrency,
-                },
+        with server_cursor(conn) as cursor:
+            workers.beat(
+                cursor,
+                worker=identity.worker_id,
+                host=identity.host,
+                pid=os.getpid(),
+                queues=payloads.dumps(identity.queues),
+                tasks=payloads.dumps(identity.task_names),
+                concurrency=identity.concurrency,
             )
         self.renew_leases(conn)
-        with conn.transaction(), sql.server_cursor(conn) as cursor:
-            cursor.execute(sql.REAP_EXPIRED)
-            reaped = cursor.fetchall()
+        with conn.transaction(), server_cursor(conn) as cursor:
+            reaped = reap_expired(cursor)
             after_status_changes(cursor, reaped)
         if reaped:
             logger.warning(
                 "Re-queued %d executions whose worker stopped renewing its lease: %s",
                 len(reaped),
-                [r[0] for r in reaped],
+                [change.id for change in reaped],
                 extra={"action": "reap", "worker_id": identity.worker_id},
             )
-        with sql.server_cursor(conn) as cursor:
-            cursor.execute(sql.FORGET_DEAD_WORKERS, {"age": settings.LEASE * 4})
+        with server_cursor(conn) as cursor:
+            workers.forget_dead_workers(cursor, settings.LEASE * 4)
 
     def renew_leases(self, conn: psycopg.Connection) -> None:
         """Renew every lease this process holds. Rows the step writer holds for a moment are
         waited for, never skipped; a row another session keeps locked is given up on after
         a short wait, so that it cannot hold back the renewal of all the others."""
         held = self.holdings.leases()
-        rows = self._renew(conn, sql.RENEW_LEASES_UNLOCKED, held, set(held))
-        locked = set(held) - {(row[0], row[1]) for row in rows}
+        renewed = self._renew(conn, held, set(held), wait=False)
+        locked = set(held) - {(row.id, row.claims) for row in renewed}
         if locked:
             wait_ms = int(max(0.1, settings.HEARTBEAT_INTERVAL / 2) * 1000)
             try:
-                with conn.transaction(), sql.server_cursor(conn) as cursor:
-                    cursor.execute(sql.LOCK_TIMEOUT, [f"{wait_ms}ms"])
-                    rows += self._renew(conn, sql.RENEW_LEASES_WAITING, held, locked)
+                with conn.transaction(), server_cursor(conn) as cursor:
+                    workers.lock_timeout(cursor, wait_ms)
+                    renewed += self._renew(conn, held, locked, wait=True)
             except psycopg.errors.LockNotAvailable:
                 logger.warning(
                     "Could not renew the leases of executions %s: another session keeps "
@@ -90,19 +89,19 @@ class Heartbeat:
                     sorted(key[0] for key in locked),
                     extra={"action": "renew_blocked", "worker_id": self.identity.worker_id},
                 )
-        self.holdings.request_cancel(row[0] for row in rows if row[2])
+        self.holdings.request_cancel(row.id for row in renewed if row.cancel_requested)
 
     def _renew(
-        self, conn: psycopg.Connection, statement: str, held: dict[Key, Lease], keys: set[Key]
-    ) -> list[Any]:
-        """Renew ``keys`` with ``statement``, and this process's view of each one renewed,
-        counted from when the statement was sent."""
+        self, conn: psycopg.Connection, held: dict[Key, Lease], keys: set[Key], *, wait: bool
+    ) -> list[workers.Renewed]:
+        """Renew ``keys``, and this process's view of each one renewed, counted from when
+        the statement was sent."""
         lease = settings.LEASE
         sent_at = elapsed()
-        with sql.server_cursor(conn) as cursor:
-            worker = self.identity.worker_id
-            cursor.execute(statement, {"worker": worker, "lease": lease, **sql.claim_pairs(keys)})
-            rows = cursor.fetchall()
-        for execution_id, claims, _cancelled in rows:
-            held[(execution_id, claims)].renewed(sent_at, lease)
-        return rows
+        with server_cursor(conn) as cursor:
+            renewed = workers.renew_leases(
+                cursor, worker=self.identity.worker_id, lease=lease, keys=keys, wait=wait
+            )
+        for row in renewed:
+            held[(row.id, row.claims)].renewed(sent_at, lease)
+        return renewed

@@ -6,8 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from .. import sql
-from ..notify import connect_listener, ids_of
+from ..store.base import CANCEL_CHANNEL, READY_CHANNEL
+from ..store.notify import connect_listener, ids_of
 from .base import Identity, next_backoff
 from .holdings import Holdings
 
@@ -20,12 +20,12 @@ def listen(
     backoff = 0.0
     while not stopping.is_set():
         try:
-            with connect_listener(sql.READY_CHANNEL, sql.CANCEL_CHANNEL) as listener:
+            with connect_listener(READY_CHANNEL, CANCEL_CHANNEL) as listener:
                 backoff = 0.0
                 wake.set()  # catch up on anything announced while not listening
                 while not stopping.is_set():
                     for note in listener.notifies(timeout=1.0):
-                        if note.channel == sql.CANCEL_CHANNEL:
+                        if note.channel == CANCEL_CHANNEL:
                             holdings.request_cancel(ids_of(note.payload))
                         elif not identity.queues or note.payload in identity.queues:
                             wake.set()

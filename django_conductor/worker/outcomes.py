@@ -7,11 +7,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
-from .. import payloads, sql
+from .. import payloads
 from ..conf import settings
-from ..transitions import after_status_changes
+from ..store.base import server_cursor
+from ..store.outcomes import finish_attempts, hand_back
+from ..store.transitions import StatusChange, after_status_changes
 from .attempt import Outcome
 from .base import Identity, database_trouble
 from .connections import DB_ERRORS, raw_connection
@@ -33,11 +34,11 @@ class OutcomeWriter:
         batch.sort(key=lambda outcome: outcome.id)  # rows are locked in id order everywhere
         settled: list[Outcome] = []
         try:
-            rows = self._finish_each_good(batch, settled)
+            changes = self._finish_each_good(batch, settled)
         except BaseException:  # keep what is not written for the next try
             self.holdings.put_back([o for o in batch if not any(o is s for s in settled)])
             raise
-        written = {row[0] for row in rows}
+        written = {change.id for change in changes}
         lost = [o.id for o in batch if o.id not in written]
         if lost:
             logger.warning(
@@ -69,17 +70,15 @@ class OutcomeWriter:
         attempt; by claim, so that another process with the same worker id keeps its own."""
         try:
             self.flush()
-            held = sql.claim_pairs(self.holdings.keys())
             conn = raw_connection()
-            with conn.transaction(), sql.server_cursor(conn) as cursor:
-                cursor.execute(sql.HAND_BACK, {"worker": self.identity.worker_id, **held})
-                rows = cursor.fetchall()
-                after_status_changes(cursor, [(i, "pending", q, False, True) for i, q in rows])
-            if rows:
+            with conn.transaction(), server_cursor(conn) as cursor:
+                changes = hand_back(cursor, self.identity.worker_id, self.holdings.keys())
+                after_status_changes(cursor, changes)
+            if changes:
                 logger.warning(
                     "Handed back %d running executions: %s",
-                    len(rows),
-                    [r[0] for r in rows],
+                    len(changes),
+                    [change.id for change in changes],
                     extra={"action": "hand_back", "worker_id": self.identity.worker_id},
                 )
         except DB_ERRORS as exc:
@@ -87,29 +86,16 @@ class OutcomeWriter:
                 "Could not hand back running executions (%s); their leases will expire", exc
             )
 
-    def _finish_each_good(self, batch: list[Outcome], settled: list[Outcome]) -> list[Any]:
+    def _finish_each_good(self, batch: list[Outcome], settled: list[Outcome]) -> list[StatusChange]:
         """Write ``batch`` in one transaction and add it to ``settled``; when PostgreSQL
         refuses a value in it, the halves are written in transactions of their own until
         the outcome that holds it is alone, and that one is written as a failed attempt
         with storable text. A data error never counts as a lost database."""
-        columns = sql.columns(
-            batch,
-            ids="id",
-            claims="claims",
-            statuses="status",
-            run_ats="run_at",
-            run_ins="run_in",
-            results="result",
-            errors="error",
-            tracebacks="traceback",
-            refunds="refund",
-        )
         conn = raw_connection()
         try:
-            with conn.transaction(), sql.server_cursor(conn) as cursor:
-                cursor.execute(sql.FINISH_ATTEMPTS, columns, prepare=True)
-                rows = cursor.fetchall()
-                after_status_changes(cursor, rows)
+            with conn.transaction(), server_cursor(conn) as cursor:
+                changes = finish_attempts(cursor, batch)
+                after_status_changes(cursor, changes)
         except payloads.UNSTORABLE as exc:
             if len(batch) > 1:
                 half = len(batch) // 2
@@ -127,8 +113,8 @@ class OutcomeWriter:
                 payloads.first_line(exc),
                 extra={"action": "outcome_refused", "worker_id": self.identity.worker_id},
             )
-            rows = self._finish_each_good([storable], [])
+            changes = self._finish_each_good([storable], [])
             settled.append(outcome)
-            return rows
+            return changes
         settled.extend(batch)
-        return rows
+        return changes

@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from django.apps import apps
 from django.db import connection
 
-from .. import sql
 from ..conf import settings
 from ..exceptions import WorkerFailed
 from ..registry import registry
 from ..step_writer import StepWriter
+from ..store.workers import forget_worker, ready_elsewhere
 from .attempt import hand_back, run_attempt
 from .base import Identity, database_trouble, raw_cursor, wait_for_database
 from .claiming import ClaimLoop
@@ -141,7 +141,7 @@ class Worker:
     def _forget_self(self) -> None:
         try:
             with raw_cursor() as cursor:
-                cursor.execute(sql.FORGET_WORKER, {"worker": self.worker_id})
+                forget_worker(cursor, self.worker_id)
         except DB_ERRORS:
             pass
 
@@ -223,12 +223,11 @@ def announce_tasks(identity: Identity) -> None:
 
 def _announce_tasks_elsewhere(identity: Identity) -> None:
     with raw_cursor() as cursor:
-        cursor.execute(sql.READY_ELSEWHERE, {"tasks": identity.task_names})
-        waiting = cursor.fetchall()
+        waiting = ready_elsewhere(cursor, identity.task_names)
     if waiting:
         logger.warning(
             "Leaving ready executions of tasks this worker does not have to workers that "
             "have them (is a deploy under way?): %s",
-            ", ".join(f"{name} ({count})" for name, count in waiting),
+            ", ".join(f"{ready.task_name} ({ready.ready})" for ready in waiting),
             extra={"action": "worker_lacks_tasks", "worker_id": identity.worker_id},
         )

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import psycopg
 from django.db import ProgrammingError, connection
 
-from .exceptions import TablesMissing
-from .sql import EXECUTION, FAILED, HEARTBEAT, STEP
+from ..exceptions import TablesMissing
+from .base import TABLES, execute, rows
 
-TABLES = (EXECUTION, STEP, FAILED, HEARTBEAT)
+MISSING_TABLES = "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL"
 
-_MISSING = "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL"
+
+class Table(NamedTuple):
+    name: str
 
 
 def tables_missing(missing: list[str] | None = None) -> TablesMissing:
@@ -28,8 +31,8 @@ def tables_missing(missing: list[str] | None = None) -> TablesMissing:
 def check_tables() -> None:
     """Raise ``TablesMissing`` naming what is missing; one query, at a worker's start."""
     with connection.cursor() as cursor:
-        cursor.execute(_MISSING, [list(TABLES)])
-        missing = [row[0] for row in cursor.fetchall()]
+        execute(cursor, MISSING_TABLES, [list(TABLES)])
+        missing = [table.name for table in rows(cursor, Table)]
     if missing:
         raise tables_missing(missing)
 

@@ -1,0 +1,106 @@
+"""What every statement shares: the one ``execute()`` that all of them pass through (the
+hook for counting, tracing and signals), the names of the tables and channels, the statuses
+as SQL literals, and the arrays that batch statements take."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeVar
+
+import psycopg
+
+from ..statuses import CLAIMABLE as _CLAIMABLE
+from ..statuses import FINISHED as _FINISHED
+from ..statuses import LIVE as _LIVE
+from ..statuses import Status
+
+#: The models' tables; ``tests/test_store.py`` holds them equal to the models' ``_meta``.
+EXECUTION = "django_conductor_execution"
+STEP = "django_conductor_step"
+FAILURES = "django_conductor_failedexecution"
+HEARTBEAT = "django_conductor_workerheartbeat"
+TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT)
+
+#: Channel a worker listens on; the payload is the queue that has new work.
+READY_CHANNEL = "django_conductor_ready"
+#: Channel ``ExecutionHandle.wait`` listens on; the payload is comma-separated ids.
+FINISHED_CHANNEL = "django_conductor_finished"
+#: Channel workers listen on to learn at once that a running execution was cancelled.
+CANCEL_CHANNEL = "django_conductor_cancel"
+
+
+def literal(status: Status) -> str:
+    """A status as it is spelled in a statement: ``'running'``."""
+    return f"'{status.value}'"
+
+
+def literals(statuses: Iterable[Status]) -> str:
+    """Statuses as a parenthesised list for ``IN``: ``('pending', 'sleeping')``."""
+    return "(" + ", ".join(literal(status) for status in statuses) + ")"
+
+
+PENDING = literal(Status.PENDING)
+RUNNING = literal(Status.RUNNING)
+SLEEPING = literal(Status.SLEEPING)
+WAITING = literal(Status.WAITING)
+COMPLETED = literal(Status.COMPLETED)
+FAILED = literal(Status.FAILED)
+CANCELLED = literal(Status.CANCELLED)
+CLAIMABLE = literals(_CLAIMABLE)
+LIVE = literals(_LIVE)
+FINISHED = literals(_FINISHED)
+
+
+class Cursor(Protocol):
+    """A psycopg cursor or Django's wrapper of one."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+
+
+def execute(
+    cursor: Cursor | psycopg.Cursor[Any],
+    statement: str,
+    params: Any = None,
+    *,
+    prepare: bool = False,
+) -> Any:
+    """Run one statement. Every statement the package sends passes through here (a test
+    holds it so). ``prepare`` asks psycopg to prepare it once per connection; it needs a
+    server-binding cursor (``server_cursor``)."""
+    if prepare:
+        return cursor.execute(statement, params, prepare=True)  # type: ignore[call-arg]
+    return cursor.execute(statement, params)
+
+
+R = TypeVar("R")
+
+
+def rows(cursor: Cursor | psycopg.Cursor[Any], row: type[R]) -> list[R]:
+    """The statement's rows as ``row``s, read by name from here on."""
+    return [row(*values) for values in cursor.fetchall()]
+
+
+def one(cursor: Cursor | psycopg.Cursor[Any], row: type[R]) -> R | None:
+    values = cursor.fetchone()
+    return None if values is None else row(*values)
+
+
+def server_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
+    """A cursor that binds parameters on the server, so that hot statements can be
+    prepared once per connection (Django's connections bind on the client by default)."""
+    return psycopg.Cursor(conn)
+
+
+def columns(records: Sequence[Any], **fields: str) -> dict[str, list[Any]]:
+    """One array per statement parameter, for the ``unnest(...)`` batch statements:
+    ``columns(batch, ids="id")`` gives ``{"ids": [record.id for record in batch]}``."""
+    return {param: [getattr(r, attribute) for r in records] for param, attribute in fields.items()}
+
+
+def claim_pairs(keys: Iterable[tuple[int, int]]) -> dict[str, list[int]]:
+    """The ``ids`` and ``claims`` arrays of claim-fenced batch statements, in id order, the
+    order every multi-row lock takes."""
+    keys = sorted(keys)
+    return {"ids": [key[0] for key in keys], "claims": [key[1] for key in keys]}

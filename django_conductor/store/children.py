@@ -1,0 +1,115 @@
+"""Child executions, as ``ctx.invoke`` starts and times them out: each a statement fenced on
+the parent's claim, so that a parent that lost its lease starts or ends no child."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+import psycopg
+
+from .base import EXECUTION, READY_CHANNEL, RUNNING, STEP, execute, one
+
+#: Create a child execution and the parent's step that waits for it, in one statement;
+#: the unique (parent, parent_step) pair makes a replay unable to create a second child.
+#: A parent with a cancel requested gets no child: a cancel that committed first would not
+#: reach it. Returns (cancel requested, step created, the deadline ``timeout`` seconds from
+#: the database's now, NULL for none), or nothing when the claim lost the execution.
+START_CHILD = f"""
+WITH owner AS (
+    SELECT id, attempts + prefetched::int AS attempts,
+        cancel_requested_at IS NOT NULL AS cancelling FROM {EXECUTION}
+    WHERE id = %(id)s AND claims = %(claims)s AND status = {RUNNING}
+    FOR SHARE
+), child AS (
+    INSERT INTO {EXECUTION} (task_name, queue, payload, priority, max_attempts, parent_id,
+                             parent_step)
+    SELECT %(task_name)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
+           owner.id, %(name)s
+    FROM owner WHERE NOT owner.cancelling
+    ON CONFLICT (parent_id, parent_step) WHERE parent_id IS NOT NULL
+    DO UPDATE SET parent_step = EXCLUDED.parent_step
+    RETURNING id, queue
+), step AS (
+    INSERT INTO {STEP} (execution_id, name, kind, attempt, started_at, wake_at, child_id)
+    SELECT owner.id, %(name)s, 'invoke', owner.attempts, now(),
+        now() + make_interval(secs => %(timeout)s::float8), child.id
+    FROM owner, child
+    ON CONFLICT (execution_id, name) DO NOTHING
+    RETURNING wake_at, pg_notify('{READY_CHANNEL}', %(queue)s)
+)
+SELECT owner.cancelling, EXISTS (SELECT FROM step), (SELECT wake_at FROM step) FROM owner
+"""
+
+
+class ChildStarted(NamedTuple):
+    #: The parent has a cancel requested: no child was started.
+    cancelling: bool
+    #: The step that waits for the child was created now (not on an earlier attempt).
+    step_created: bool
+    #: The child's deadline, by the database's clock; None for no timeout.
+    deadline: datetime | None
+
+
+def start_child(
+    cursor: psycopg.Cursor,
+    *,
+    parent_id: int,
+    claims: int,
+    step_name: str,
+    task_name: str,
+    queue: str,
+    payload: str,
+    priority: int,
+    max_attempts: int,
+    timeout: float | None,
+) -> ChildStarted | None:
+    """None when the parent's claim lost the execution."""
+    params = {
+        "id": parent_id,
+        "claims": claims,
+        "name": step_name,
+        "task_name": task_name,
+        "queue": queue,
+        "payload": payload,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "timeout": timeout,
+    }
+    execute(cursor, START_CHILD, params)
+    return one(cursor, ChildStarted)
+
+
+#: A child invoke's timeout, recorded as the outcome of the parent's step (fenced on the
+#: parent's claim) in the transaction that then cancels the child: whichever of the timeout
+#: and the child's end is recorded first is the step's outcome for good. Returns (recorded,
+#: the child's id), or nothing when the claim lost the execution.
+TIME_OUT_CHILD = f"""
+WITH owner AS (
+    SELECT id FROM {EXECUTION}
+    WHERE id = %(id)s AND claims = %(claims)s AND status = {RUNNING}
+    FOR NO KEY UPDATE
+), timed_out AS (
+    UPDATE {STEP} s SET error = %(error)s, finished_at = now()
+    FROM owner
+    WHERE s.execution_id = owner.id AND s.name = %(name)s AND s.kind = 'invoke'
+        AND s.finished_at IS NULL
+    RETURNING s.child_id
+)
+SELECT EXISTS (SELECT FROM timed_out), (SELECT child_id FROM timed_out) FROM owner
+"""
+
+
+class TimedOut(NamedTuple):
+    #: The timeout is the step's outcome (the child had not ended first).
+    recorded: bool
+    child_id: int | None
+
+
+def time_out_child(
+    cursor: psycopg.Cursor, *, parent_id: int, claims: int, step_name: str, error: str
+) -> TimedOut | None:
+    """None when the parent's claim lost the execution."""
+    params = {"id": parent_id, "claims": claims, "name": step_name, "error": error}
+    execute(cursor, TIME_OUT_CHILD, params)
+    return one(cursor, TimedOut)

@@ -1,0 +1,132 @@
+"""Creating executions (one, many, or one per dedupe key), making a waiting one due now, and
+reading one's state for ``ExecutionHandle``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from .base import EXECUTION, LIVE, PENDING, READY_CHANNEL, Cursor, execute, one, rows
+
+#: A live execution with a dedupe key: the key is unique among these.
+LIVE_PREDICATE = f"dedupe_key IS NOT NULL AND NOT superseded AND status IN {LIVE}"
+
+#: The run time given, or ``delay`` seconds after the statement, as the database tells time
+#: (statement_timestamp(), as in the columns' defaults, so a delay counts from the invoke
+#: even inside a long transaction).
+RUN_AT = (
+    "coalesce(%(run_at)s::timestamptz, "
+    "statement_timestamp() + make_interval(secs => %(delay)s::float8))"
+)
+
+INSERT_MANY = f"""
+WITH ins AS (
+    INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
+    SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s
+    FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
+    RETURNING id
+)
+SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS notified
+"""
+
+INSERT_ONE = f"""
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
+VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s)
+RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
+"""
+
+INSERT_DEDUPED = f"""
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key)
+VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
+        %(dedupe_key)s)
+ON CONFLICT (task_name, queue, dedupe_key) WHERE {LIVE_PREDICATE}
+DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority
+WHERE {EXECUTION}.status = {PENDING}
+RETURNING id
+"""
+
+#: The live execution with the key goes on without it.
+SUPERSEDE = f"""
+UPDATE {EXECUTION} SET superseded = true
+WHERE task_name = %(task)s AND queue = %(queue)s AND dedupe_key = %(dedupe_key)s
+    AND {LIVE_PREDICATE}
+"""
+
+
+class Created(NamedTuple):
+    id: int
+
+
+class Invocation(NamedTuple):
+    """What every new execution of one invoke shares."""
+
+    task: str
+    queue: str
+    priority: int
+    max_attempts: int
+    #: An absolute run time, or else ``delay`` seconds from the statement.
+    run_at: datetime | None
+    delay: float
+
+
+def insert_one(cursor: Cursor, invocation: Invocation, payload: str) -> int:
+    """One execution, and its queue's notification, in one statement."""
+    execute(cursor, INSERT_ONE, {**invocation._asdict(), "payload": payload})
+    return int(cursor.fetchone()[0])
+
+
+def insert_many(cursor: Cursor, invocation: Invocation, payloads: list[str]) -> list[int]:
+    """One execution per payload, in order, in one statement."""
+    execute(cursor, INSERT_MANY, {**invocation._asdict(), "payloads": payloads})
+    return [created.id for created in rows(cursor, Created)]
+
+
+def insert_deduped(cursor: Cursor, invocation: Invocation, payload: str, key: str) -> int:
+    """Insert, or update the pending execution that has the key. When the live one with the
+    key has started already, it goes on without the key and a new one takes it: two
+    statements more, in the caller's transaction."""
+    params = {**invocation._asdict(), "payload": payload, "dedupe_key": key}
+    execute(cursor, INSERT_DEDUPED, params)
+    created = one(cursor, Created)
+    if created is not None:
+        return created.id
+    execute(cursor, SUPERSEDE, params)
+    execute(cursor, INSERT_DEDUPED, params)
+    (created,) = rows(cursor, Created)  # nothing holds the key once it is superseded
+    return created.id
+
+
+#: statement_timestamp(), as in the columns' defaults: a row written earlier in the same
+#: transaction is not mistaken for one that is still waiting.
+RUN_NOW = f"""
+UPDATE {EXECUTION} SET run_at = statement_timestamp()
+WHERE id = %(id)s AND status = {PENDING} AND run_at > statement_timestamp()
+RETURNING queue
+"""
+
+
+class Queue(NamedTuple):
+    queue: str
+
+
+def run_now(cursor: Cursor, execution_id: int) -> str | None:
+    """Make a pending execution that is not due yet due now; its queue, or None."""
+    execute(cursor, RUN_NOW, {"id": execution_id})
+    made_due = one(cursor, Queue)
+    return None if made_due is None else made_due.queue
+
+
+STATE = f"SELECT status, result::text, error FROM {EXECUTION} WHERE id = %s"
+
+
+class State(NamedTuple):
+    status: str
+    #: JSON text.
+    result: str | None
+    error: str
+
+
+def state(cursor: Cursor | Any, execution_id: int) -> State | None:
+    """None when there is no such execution (removed, or not committed yet)."""
+    execute(cursor, STATE, [execution_id])
+    return one(cursor, State)

@@ -1,0 +1,102 @@
+"""Step records: the steps of several executions in one statement, each fenced on its claim,
+and which of the records left out were left out for a lock rather than a lost claim."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from .base import EXECUTION, RUNNING, STEP, Cursor, claim_pairs, columns, execute, rows
+
+#: Record the steps of several executions in one statement, each only while its claim
+#: still owns the execution; returns the recorded (execution, name) pairs with the wake
+#: time and whether the step is over. A row another session keeps locked is skipped: its
+#: record is left out (``STILL_HELD`` tells it from a lost claim) and waits for the next
+#: batch, instead of holding back everyone else's. Times are the database's: a record says
+#: how many seconds ago it started (and ended), a sleep how long after its start it wakes
+#: (or when). A pair already there is this claim's own earlier write (FOR SHARE keeps other
+#: claims out), written again after a lost connection, or a step that raised in an earlier
+#: attempt and has now run again: either way the new record replaces it.
+RECORD_STEPS = f"""
+WITH v AS (
+    SELECT * FROM unnest(
+        %(ids)s::bigint[], %(claims)s::int[], %(names)s::text[], %(kinds)s::text[],
+        %(results)s::jsonb[], %(errors)s::text[], %(started_agos)s::float8[],
+        %(finished_agos)s::float8[], %(wake_ats)s::timestamptz[], %(wake_ins)s::float8[]
+    ) AS v(id, claims, name, kind, result, error, started_ago, finished_ago, wake_at, wake_in)
+), started AS (
+    SELECT v.*, now() - make_interval(secs => v.started_ago) AS started_at FROM v
+), timed AS (
+    SELECT s.*, coalesce(s.wake_at, s.started_at + make_interval(secs => s.wake_in)) AS wake
+    FROM started s
+)
+INSERT INTO {STEP} (execution_id, name, kind, result, error, attempt, started_at, finished_at,
+                    wake_at)
+-- The attempt number counts one that a prefetched claim's outcome has yet to count.
+SELECT e.id, t.name, t.kind, t.result, t.error, e.attempts + e.prefetched::int, t.started_at,
+    CASE WHEN t.kind = 'sleep' THEN CASE WHEN t.wake <= now() THEN now() END
+         ELSE now() - make_interval(secs => t.finished_ago) END,
+    t.wake
+FROM timed t JOIN {EXECUTION} e ON e.id = t.id AND e.claims = t.claims AND e.status = {RUNNING}
+ORDER BY e.id
+FOR SHARE OF e SKIP LOCKED
+ON CONFLICT (execution_id, name) DO UPDATE SET
+    result = EXCLUDED.result, error = EXCLUDED.error, attempt = EXCLUDED.attempt,
+    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+    wake_at = EXCLUDED.wake_at
+RETURNING execution_id, name, wake_at, finished_at IS NOT NULL
+"""
+
+
+class StepWritten(NamedTuple):
+    execution_id: int
+    name: str
+    #: A sleep's wake time, as the database computed it.
+    wake_at: datetime | None
+    #: The step is over: a finished step, or a sleep already due.
+    over: bool
+
+
+def record_steps(
+    cursor: Cursor,
+    records: Sequence[Any],
+    started_agos: list[float],
+    finished_agos: list[float | None],
+) -> list[StepWritten]:
+    """Write ``records`` (``step_writer.StepRecord``s); ``started_agos`` and
+    ``finished_agos`` say, per record, how many seconds ago it started and ended."""
+    params = columns(
+        records,
+        ids="execution_id",
+        claims="claims",
+        names="name",
+        kinds="kind",
+        results="result",
+        errors="failure",
+        wake_ats="wake_at",
+        wake_ins="wake_in",
+    )
+    params["started_agos"] = started_agos
+    params["finished_agos"] = finished_agos
+    execute(cursor, RECORD_STEPS, params, prepare=True)
+    return rows(cursor, StepWritten)
+
+
+#: Which of the given claims (``ids``, ``claims``) this worker still holds.
+STILL_HELD = f"""
+SELECT e.id, e.claims FROM {EXECUTION} e
+JOIN unnest(%(ids)s::bigint[], %(claims)s::int[]) AS v(id, claims)
+    ON e.id = v.id AND e.claims = v.claims
+WHERE e.status = {RUNNING} AND e.lease_expires_at > now()
+"""
+
+
+class Held(NamedTuple):
+    id: int
+    claims: int
+
+
+def still_held(cursor: Cursor, keys: Iterable[tuple[int, int]]) -> list[Held]:
+    execute(cursor, STILL_HELD, claim_pairs(keys))
+    return rows(cursor, Held)
