@@ -129,7 +129,7 @@ def attempts_used(execution: Execution) -> str:
     """``0 of 3 used``, and why an execution that ran may have used none."""
     text = f"{execution.attempts} of {execution.max_attempts} used"
     runs = execution.claims
-    if execution.status == "running" and execution.prefetched:
+    if execution.status == Status.RUNNING and execution.prefetched:
         text += " — claimed ahead of a free thread: this run uses one when it ends"
     elif runs > execution.attempts:
         plural = "run" if runs == 1 else "runs"
@@ -155,8 +155,9 @@ def error_block(execution: Execution) -> SafeString | str:
     )
 
 
-def plain_badge(status: str, text: str | None = None) -> SafeString:
-    return format_html('<span class="cd-badge cd-{}">{}</span>', status, text or status)
+def plain_badge(tone: str, text: str | None = None) -> SafeString:
+    """A badge for something that is no status, in the colour of the status ``tone`` names."""
+    return format_html('<span class="cd-badge cd-{}">{}</span>', tone, text or tone)
 
 
 def execution_duration(execution: Execution, now: datetime | None = None) -> str:
@@ -187,7 +188,8 @@ def first_line(text: str, limit: int = 120) -> str:
 
 #: The throughput chart's drawing box (SVG user units); bars scale to the busiest minute.
 CHART_WIDTH, CHART_HEIGHT = 900, 120
-SERIES = ("completed", "failed", "cancelled")
+#: One stack per bar, from the bottom: the statuses a finished execution ends in.
+SERIES = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
 
 def throughput_chart(minutes: list[Any]) -> dict[str, Any]:

@@ -9,11 +9,8 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
 
-from ..models import Execution, WorkerHeartbeat
+from ..models import Execution
 from . import timeline
 from .base import ReadOnlyAdmin
 from .changelist import (
@@ -22,19 +19,9 @@ from .changelist import (
     TaskFilter,
     execution_search,
 )
-from .display import (
-    attempts_used,
-    error_block,
-    execution_duration,
-    humanize_duration,
-    plain_badge,
-    pretty_json,
-    status_badge,
-    status_note,
-    when,
-)
+from .execution_fields import ExecutionFields
 from .operations import CANCEL, RETRY, RUN_NOW, can_change, cancellable, retryable, runnable_now
-from .views import ExecutionViews, execution_url
+from .views import ExecutionViews
 
 #: Children listed on an execution's page; the rest are one click away in the list.
 CHILD_LIMIT = 50
@@ -59,7 +46,7 @@ def without(fieldsets: Any, hidden: set[str]) -> list[Any]:
 
 
 @admin.register(Execution)
-class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
+class ExecutionAdmin(ExecutionFields, ExecutionViews, ReadOnlyAdmin):
     list_display = (
         "id",
         "task_name",
@@ -130,106 +117,6 @@ class ExecutionAdmin(ExecutionViews, ReadOnlyAdmin):
         if not search_term.strip():
             return queryset, False
         return queryset.filter(execution_search(search_term)), False
-
-    # -- columns and fields ------------------------------------------------------------
-
-    @admin.display(description="status")
-    def status_column(self, obj: Execution) -> SafeString:
-        return status_badge(obj)
-
-    @admin.display(description="status")
-    def status_display(self, obj: Execution) -> SafeString:
-        note = status_note(obj)
-        return format_html("{} {}", status_badge(obj), note) if note else status_badge(obj)
-
-    @admin.display(description="attempts")
-    def attempts_column(self, obj: Execution) -> SafeString:
-        return format_html(
-            '<span title="{}">{}/{}</span>', attempts_used(obj), obj.attempts, obj.max_attempts
-        )
-
-    @admin.display(description="attempts")
-    def attempts_display(self, obj: Execution) -> str:
-        return attempts_used(obj)
-
-    @admin.display(description="superseded")
-    def superseded_display(self, obj: Execution) -> str:
-        newer = (
-            Execution.objects.filter(
-                task_name=obj.task_name, queue=obj.queue, dedupe_key=obj.dedupe_key, pk__gt=obj.pk
-            )
-            .order_by("id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        by = format_html(' (<a href="{}">#{}</a>)', execution_url(newer), newer) if newer else ""
-        return format_html(
-            "Yes: a later invoke with the same dedupe key started a new execution{} while "
-            "this one was live. This one still runs to its end, but the key is no longer its.",
-            by,
-        )
-
-    @admin.display(description="created")
-    def created(self, obj: Execution) -> str:
-        return when(obj.created_at)
-
-    @admin.display(description="run at")
-    def run_at_display(self, obj: Execution) -> str:
-        return when(obj.run_at)
-
-    @admin.display(description="started")
-    def started(self, obj: Execution) -> str:
-        return when(obj.started_at)
-
-    @admin.display(description="finished")
-    def finished(self, obj: Execution) -> str:
-        return when(obj.finished_at)
-
-    @admin.display(description="cancel requested")
-    def cancel_requested(self, obj: Execution) -> str:
-        return when(obj.cancel_requested_at)
-
-    @admin.display(description="duration")
-    def duration(self, obj: Execution) -> str:
-        return execution_duration(obj)
-
-    @admin.display(description="parent")
-    def parent_display(self, obj: Execution) -> str:
-        if obj.parent_id is None:
-            return "—"
-        return format_html('<a href="{}">#{}</a>', execution_url(obj.parent_id), obj.parent_id)
-
-    @admin.display(description="lease expires")
-    def lease_display(self, obj: Execution) -> str:
-        if obj.lease_expires_at is None:
-            return "—"
-        if obj.lease_expires_at < timezone.now():
-            return format_html(
-                "{} {}", when(obj.lease_expires_at), plain_badge("failed", "expired")
-            )
-        return when(obj.lease_expires_at)
-
-    @admin.display(description="worker")
-    def worker_display(self, obj: Execution) -> str:
-        if not obj.lease_owner:
-            return "No worker holds it."
-        beat = WorkerHeartbeat.objects.filter(worker_id=obj.lease_owner).first()
-        if beat is None:
-            return "No heartbeat from this worker: it has stopped or died."
-        seen = humanize_duration(timezone.now() - beat.last_seen_at)
-        return f"host {beat.host}, pid {beat.pid}, last seen {seen} ago"
-
-    @admin.display(description="payload")
-    def payload_display(self, obj: Execution) -> SafeString:
-        return pretty_json(obj.payload)
-
-    @admin.display(description="result")
-    def result_display(self, obj: Execution) -> SafeString:
-        return pretty_json(obj.result)
-
-    @admin.display(description="error")
-    def error_display(self, obj: Execution) -> SafeString | str:
-        return error_block(obj)
 
     # -- the page of one execution -----------------------------------------------------
 
