@@ -7,12 +7,19 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
-from django.utils import timezone
 
 from . import payloads
 from .conf import seconds
 from .exceptions import ConductorError, PayloadError
 from .handle import ExecutionHandle
+from .options import (
+    checked,
+    dedupe_key_problem,
+    delay_problem,
+    priority_problem,
+    queue_problem,
+    run_at_problem,
+)
 from .registry import registry
 from .retrying import retry_execution
 from .store import executions
@@ -37,14 +44,24 @@ def enqueue(
     """Insert executions in the caller's transaction; nothing is stored on bad input."""
     if not task.invocable:
         raise ConductorError(f"Task {task.name!r} is not invocable; it runs from its triggers.")
-    run_at, delay = _run_at(run_at, delay)
+    queue = queue if queue is not None else task.queue
+    priority = priority if priority is not None else task.priority
+    for problem in (
+        queue_problem(queue),
+        priority_problem(priority),
+        run_at_problem(run_at, delay),
+        delay_problem(delay),
+        None if dedupe_key is None else dedupe_key_problem(dedupe_key),
+    ):
+        checked(problem)
     invocation = executions.Invocation(
         task=task.name,
-        queue=_queue(queue if queue is not None else task.queue),
-        priority=_priority(priority if priority is not None else task.priority),
+        queue=queue,
+        priority=priority,
         max_attempts=task.max_attempts,
+        # An absolute run time, or else the delay in seconds for the database to add.
         run_at=run_at,
-        delay=delay,
+        delay=0.0 if delay is None else seconds(delay),
     )
     texts = [_payload_text(task.name, item) for item in items]
     if not texts:
@@ -55,9 +72,8 @@ def enqueue(
         if dedupe_key is None:
             ids = executions.insert_many(cursor, invocation, texts)
             return [ExecutionHandle(execution_id) for execution_id in ids]
-        key = _dedupe_key(dedupe_key)
         with transaction.atomic():
-            execution_id = executions.insert_deduped(cursor, invocation, texts[0], key)
+            execution_id = executions.insert_deduped(cursor, invocation, texts[0], dedupe_key)
             notify_ready(cursor, [invocation.queue])
         return [ExecutionHandle(execution_id)]
 
@@ -111,41 +127,3 @@ def _payload_text(task_name: str, payload: Any) -> str:
         lambda why: PayloadError(f"The payload for {task_name!r} is not JSON: {why}"),
         root="payload",
     )
-
-
-def _queue(queue: object) -> str:
-    if not isinstance(queue, str) or not queue.strip() or len(queue) > 100:
-        raise ValueError(f"queue must be a non-empty string of at most 100 characters: {queue!r}")
-    return queue
-
-
-def _priority(priority: object) -> int:
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        raise ValueError(f"priority must be an integer, not {priority!r}")
-    return priority
-
-
-def _dedupe_key(key: object) -> str:
-    if not isinstance(key, str) or not key or len(key) > 200:
-        raise ValueError(
-            f"dedupe_key must be a non-empty string of at most 200 characters: {key!r}"
-        )
-    return key
-
-
-def _run_at(
-    run_at: datetime | None, delay: float | timedelta | None
-) -> tuple[datetime | None, float]:
-    """The absolute run time, or else the delay in seconds for the database to add."""
-    if run_at is not None and delay is not None:
-        raise ValueError("Pass run_at or delay, not both.")
-    if delay is not None:
-        if isinstance(delay, bool) or not isinstance(delay, int | float | timedelta):
-            raise ValueError(f"delay must be seconds or a timedelta, not {delay!r}")
-        return None, seconds(delay)
-    if run_at is not None:
-        if not isinstance(run_at, datetime):
-            raise ValueError(f"run_at must be a datetime, not {run_at!r}")
-        if timezone.is_naive(run_at):
-            raise ValueError(f"run_at must be timezone-aware, not the naive {run_at!r}")
-    return run_at, 0.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -10,6 +9,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.db import connections
 
 from .conf import PREFIX, Settings
+from .options import is_delay_list, is_positive
 from .registry import registry
 
 
@@ -94,13 +94,13 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
         _setting_error(name, description)
         for name, description in wanted.items()
         if _configured(name) is not UNSET
-        and not _positive(_configured(name), integer=name == "CONCURRENCY")
+        and not is_positive(_configured(name), integer=name == "CONCURRENCY")
     ]
     prefetch = _configured("PREFETCH")
-    if prefetch is not UNSET and not (_positive(prefetch, integer=True) or prefetch == 0):
+    if prefetch is not UNSET and not (is_positive(prefetch, integer=True) or prefetch == 0):
         errors.append(_setting_error("PREFETCH", "a whole number, 0 or more"))
     delays = _configured("RETRY_DELAYS")
-    if delays is not UNSET and not _valid_delays(delays):
+    if delays is not UNSET and not is_delay_list(delays):
         errors.append(
             _setting_error(
                 "RETRY_DELAYS", "a non-empty list of seconds or timedeltas, none negative"
@@ -136,20 +136,3 @@ def _setting_error(name: str, description: str) -> Error:
         hint=f"Fix or remove {PREFIX}{name} in your settings.",
         id="django_conductor.E004",
     )
-
-
-def _positive(value: Any, integer: bool = False) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, timedelta) and not integer:
-        value = value.total_seconds()
-    return isinstance(value, int if integer else int | float) and value > 0
-
-
-def _valid_delays(delays: Any) -> bool:
-    def non_negative(delay: Any) -> bool:
-        if isinstance(delay, timedelta):
-            return delay >= timedelta(0)
-        return isinstance(delay, int | float) and not isinstance(delay, bool) and delay >= 0
-
-    return isinstance(delays, list | tuple) and bool(delays) and all(map(non_negative, delays))

@@ -10,6 +10,7 @@ from typing import Any, ClassVar, overload
 from .api import enqueue
 from .conf import seconds, settings
 from .handle import ExecutionHandle
+from .options import TASK_OPTIONS
 from .registry import registry
 
 RetryDelays = Sequence[float | timedelta] | Callable[[int], float | timedelta]
@@ -57,42 +58,8 @@ class Task:
         self.__wrapped__ = func
 
     def _invalid_values(self) -> list[str]:
-        errors = []
-        if not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200:
-            errors.append(
-                f"name must be a non-empty string of at most 200 characters, not {self.name!r}"
-            )
-        if not isinstance(self.queue, str) or not self.queue.strip() or len(self.queue) > 100:
-            errors.append(
-                f"queue must be a non-empty string of at most 100 characters, not {self.queue!r}"
-            )
-        if not _is_int(self.max_attempts) or self.max_attempts < 1:
-            errors.append(
-                f"max_attempts must be an integer of at least 1, not {self.max_attempts!r}"
-            )
-        if not _is_int(self.priority):
-            errors.append(f"priority must be an integer, not {self.priority!r}")
-        if self.concurrency is not None and (not _is_int(self.concurrency) or self.concurrency < 1):
-            errors.append(
-                f"concurrency must be None or an integer of at least 1, not {self.concurrency!r}"
-            )
-        if self.batch is not None and (not _is_int(self.batch) or self.batch < 1):
-            errors.append(f"batch must be None or an integer of at least 1, not {self.batch!r}")
-        if self.retry_delays is not None and not callable(self.retry_delays):
-            delays = self.retry_delays
-            if (
-                isinstance(delays, str | bytes)
-                or not isinstance(delays, Sequence)
-                or not delays
-                or not all(_is_duration(d) for d in delays)
-            ):
-                errors.append(
-                    "retry_delays must be a callable or a non-empty sequence of seconds or "
-                    f"timedeltas, none negative, not {delays!r}"
-                )
-        if not callable(self.func):
-            errors.append(f"the handler must be callable, not {self.func!r}")
-        return errors
+        problems = (check(getattr(self, option)) for option, check in TASK_OPTIONS.items())
+        return [problem for problem in problems if problem is not None]
 
     #: Options from the design that later versions enforce; a check warns when one is set.
     NOT_ENFORCED_YET: ClassVar[dict[str, Any]] = {
@@ -166,16 +133,6 @@ def retry_delay(delays: RetryDelays | None, next_attempt: int) -> float:
         return max(0.0, seconds(delays(next_attempt)))
     index = min(max(next_attempt - 2, 0), len(delays) - 1)
     return max(0.0, seconds(delays[index]))
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_duration(value: object) -> bool:
-    if isinstance(value, timedelta):
-        return value >= timedelta(0)
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 @overload

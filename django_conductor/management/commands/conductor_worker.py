@@ -10,6 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from django_conductor.exceptions import TablesMissing, WorkerFailed
+from django_conductor.options import queue_problem
 from django_conductor.worker import Worker
 
 VERBOSITY_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG, 3: logging.DEBUG}
@@ -26,8 +27,9 @@ def positive_int(value: str) -> int:
 
 
 def queue_name(value: str) -> str:
-    if not value.strip() or len(value) > 100:
-        raise argparse.ArgumentTypeError("a queue name is 1 to 100 characters")
+    problem = queue_problem(value)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 

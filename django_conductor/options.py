@@ -1,0 +1,133 @@
+"""What each option may hold, said once: ``@task`` keeps the problems for the system checks
+(a typo is reported at start-up, not at import), ``invoke`` raises them at once, and the
+settings check and the worker command read the same rules. Each ``*_problem`` function
+returns what is wrong, or None."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TypeGuard
+
+from django.utils import timezone
+
+QUEUE_LENGTH = 100
+NAME_LENGTH = 200
+DEDUPE_KEY_LENGTH = 200
+
+
+def checked(problem: str | None) -> None:
+    """Raise ``ValueError`` with ``problem``, if there is one."""
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_duration(value: object) -> bool:
+    """Seconds or a timedelta, none negative."""
+    if isinstance(value, timedelta):
+        return value >= timedelta(0)
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def is_positive(value: object, *, integer: bool = False) -> bool:
+    """A positive integer, or (unless ``integer``) a positive number of seconds or timedelta."""
+    if integer:
+        return is_int(value) and value > 0
+    if isinstance(value, timedelta):
+        return value > timedelta(0)
+    return is_duration(value) and value > 0  # type: ignore[operator]  # a number, by now
+
+
+def _text_problem(option: str, value: object, longest: int, *, blank: bool = False) -> str | None:
+    if isinstance(value, str) and value and (blank or value.strip()) and len(value) <= longest:
+        return None
+    return f"{option} must be a non-empty string of at most {longest} characters, not {value!r}"
+
+
+def name_problem(value: object) -> str | None:
+    return _text_problem("name", value, NAME_LENGTH)
+
+
+def queue_problem(value: object) -> str | None:
+    return _text_problem("queue", value, QUEUE_LENGTH)
+
+
+def dedupe_key_problem(value: object) -> str | None:
+    return _text_problem("dedupe_key", value, DEDUPE_KEY_LENGTH, blank=True)
+
+
+def priority_problem(value: object) -> str | None:
+    return None if is_int(value) else f"priority must be an integer, not {value!r}"
+
+
+def max_attempts_problem(value: object) -> str | None:
+    if is_int(value) and value >= 1:
+        return None
+    return f"max_attempts must be an integer of at least 1, not {value!r}"
+
+
+def optional_count_problem(option: str, value: object) -> str | None:
+    """``concurrency`` and ``batch``: None, or an integer of at least 1."""
+    if value is None or (is_int(value) and value >= 1):
+        return None
+    return f"{option} must be None or an integer of at least 1, not {value!r}"
+
+
+def retry_delays_problem(value: object) -> str | None:
+    if value is None or callable(value) or is_delay_list(value):
+        return None
+    return (
+        "retry_delays must be a callable or a non-empty sequence of seconds or timedeltas, "
+        f"none negative, not {value!r}"
+    )
+
+
+def is_delay_list(value: object) -> bool:
+    """A non-empty sequence of seconds or timedeltas, none negative."""
+    return (
+        isinstance(value, Sequence)
+        and not isinstance(value, str | bytes)
+        and bool(value)
+        and all(is_duration(delay) for delay in value)
+    )
+
+
+def handler_problem(func: object) -> str | None:
+    return None if callable(func) else f"the handler must be callable, not {func!r}"
+
+
+def delay_problem(value: object) -> str | None:
+    if value is None or (
+        not isinstance(value, bool) and isinstance(value, int | float | timedelta)
+    ):
+        return None
+    return f"delay must be seconds or a timedelta, not {value!r}"
+
+
+def run_at_problem(run_at: object, delay: object) -> str | None:
+    if run_at is not None and delay is not None:
+        return "Pass run_at or delay, not both."
+    if run_at is None:
+        return None
+    if not isinstance(run_at, datetime):
+        return f"run_at must be a datetime, not {run_at!r}"
+    if timezone.is_naive(run_at):
+        return f"run_at must be timezone-aware, not the naive {run_at!r}"
+    return None
+
+
+#: A task's options and their checks, for ``Task``.
+TASK_OPTIONS: dict[str, Callable[[object], str | None]] = {
+    "name": name_problem,
+    "queue": queue_problem,
+    "max_attempts": max_attempts_problem,
+    "priority": priority_problem,
+    "concurrency": lambda value: optional_count_problem("concurrency", value),
+    "batch": lambda value: optional_count_problem("batch", value),
+    "retry_delays": retry_delays_problem,
+    "func": handler_problem,
+}
