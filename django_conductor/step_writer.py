@@ -15,6 +15,7 @@ from django.db import connection
 from . import payloads
 from .exceptions import StepResultError
 from .group_commit import GroupWriter, Request
+from .refusals import write_around_refusals
 from .store.base import server_cursor
 from .store.steps import StepWritten, record_steps, still_held
 
@@ -72,34 +73,32 @@ class StepWriter(GroupWriter[StepRecord]):
         return again
 
     def _insert_each_good(self, batch: list[StepRecord]) -> tuple[Written, set[int]]:
-        """``_insert``; when PostgreSQL refuses a value in the batch, the halves are written
-        apart (each statement commits on its own) until the record that holds it fails
-        alone with ``StepResultError``. A data error never counts as a lost database."""
-        try:
-            return self._insert(batch)
-        except payloads.UNSTORABLE as exc:
-            if len(batch) > 1:
-                half = len(batch) // 2
-                first, first_locked = self._insert_each_good(batch[:half])
-                second, second_locked = self._insert_each_good(batch[half:])
-                return {**first, **second}, first_locked | second_locked
-            (record,) = batch
-            logger.error(
-                "PostgreSQL refused step %r of execution %s (%s); failing its attempt",
-                record.name,
-                record.execution_id,
-                payloads.first_line(exc),
-                extra={"action": "step_refused", "execution_id": record.execution_id},
-            )
-            record.error = StepResultError(
-                f"Step {record.name!r} could not be stored: PostgreSQL refused it "
-                f"({payloads.first_line(exc)}). Its result "
-                "or name holds text that PostgreSQL cannot store (a NUL character, a lone "
-                "surrogate, or a character the database's encoding lacks): return only text "
-                "it can store, e.g. binary data as base64."
-            )
-            record.error.__cause__ = exc
-            return {}, set()
+        """``_insert``, around any record PostgreSQL refuses: that one fails alone with
+        ``StepResultError``."""
+        return write_around_refusals(
+            batch,
+            self._insert,
+            self._refused,
+            lambda first, second: ({**first[0], **second[0]}, first[1] | second[1]),
+        )
+
+    def _refused(self, record: StepRecord, exc: BaseException) -> tuple[Written, set[int]]:
+        logger.error(
+            "PostgreSQL refused step %r of execution %s (%s); failing its attempt",
+            record.name,
+            record.execution_id,
+            payloads.first_line(exc),
+            extra={"action": "step_refused", "execution_id": record.execution_id},
+        )
+        record.error = StepResultError(
+            f"Step {record.name!r} could not be stored: PostgreSQL refused it "
+            f"({payloads.first_line(exc)}). Its result "
+            "or name holds text that PostgreSQL cannot store (a NUL character, a lone "
+            "surrogate, or a character the database's encoding lacks): return only text "
+            "it can store, e.g. binary data as base64."
+        )
+        record.error.__cause__ = exc
+        return {}, set()
 
     def _insert(self, batch: list[StepRecord]) -> tuple[Written, set[int]]:
         """The records written, and the executions whose rows another session keeps locked."""

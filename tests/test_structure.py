@@ -19,6 +19,7 @@ LAYERS = [
         "conf",
         "options",
         "payloads",
+        "refusals",
         "lease",
         "clock",
         "registry",

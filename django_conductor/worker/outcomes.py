@@ -5,11 +5,13 @@ at the end, whatever this process still holds, handed back."""
 from __future__ import annotations
 
 import logging
+import operator
 import threading
 import time
 
 from .. import payloads
 from ..conf import settings
+from ..refusals import write_around_refusals
 from ..store.base import server_cursor
 from ..store.outcomes import finish_attempts, hand_back
 from ..store.transitions import StatusChange, after_status_changes
@@ -87,21 +89,11 @@ class OutcomeWriter:
             )
 
     def _finish_each_good(self, batch: list[Outcome], settled: list[Outcome]) -> list[StatusChange]:
-        """Write ``batch`` in one transaction and add it to ``settled``; when PostgreSQL
-        refuses a value in it, the halves are written in transactions of their own until
-        the outcome that holds it is alone, and that one is written as a failed attempt
-        with storable text. A data error never counts as a lost database."""
-        conn = raw_connection()
-        try:
-            with conn.transaction(), server_cursor(conn) as cursor:
-                changes = finish_attempts(cursor, batch)
-                after_status_changes(cursor, changes)
-        except payloads.UNSTORABLE as exc:
-            if len(batch) > 1:
-                half = len(batch) // 2
-                first = self._finish_each_good(batch[:half], settled)
-                return first + self._finish_each_good(batch[half:], settled)
-            (outcome,) = batch
+        """Write ``batch``, each part in a transaction of its own, adding what is written to
+        ``settled``; an outcome PostgreSQL refuses is written as a failed attempt with
+        storable text."""
+
+        def refused(outcome: Outcome, exc: BaseException) -> list[StatusChange]:
             storable = outcome.storable(exc)
             if storable == outcome:  # nothing left to make storable: leave it to its lease
                 logger.error("Could not write the outcome of execution %s: %s", outcome.id, exc)
@@ -116,5 +108,13 @@ class OutcomeWriter:
             changes = self._finish_each_good([storable], [])
             settled.append(outcome)
             return changes
-        settled.extend(batch)
-        return changes
+
+        def write(part: list[Outcome]) -> list[StatusChange]:
+            conn = raw_connection()
+            with conn.transaction(), server_cursor(conn) as cursor:
+                changes = finish_attempts(cursor, part)
+                after_status_changes(cursor, changes)
+            settled.extend(part)
+            return changes
+
+        return write_around_refusals(batch, write, refused, operator.add)
