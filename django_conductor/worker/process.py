@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ from ..exceptions import WorkerFailed
 from ..registry import registry
 from ..step_writer import StepWriter
 from ..store.workers import forget_worker, ready_elsewhere
-from .attempt import hand_back, run_attempt
+from .attempt import Claimed, hand_back, run_attempt
 from .base import Identity, database_trouble, raw_cursor, wait_for_database
 from .claiming import ClaimLoop
 from .connections import DB_ERRORS
@@ -127,7 +128,7 @@ class Worker:
             self.finished.set()
             if self._heartbeat_thread is not None:
                 self._heartbeat_thread.join(settings.HEARTBEAT_INTERVAL + 10)
-            self._forget_self()
+            forget_self(self.identity)
             for _ in range(self.concurrency):
                 self.claiming.jobs.put(None)
             connection.close()
@@ -138,20 +139,16 @@ class Worker:
                 extra={"action": "worker_stop", "worker_id": self.worker_id},
             )
 
-    def _forget_self(self) -> None:
-        try:
-            with raw_cursor() as cursor:
-                forget_worker(cursor, self.worker_id)
-        except DB_ERRORS:
-            pass
-
     # -- threads -----------------------------------------------------------------------
 
     def _start_threads(self) -> None:
         def listener() -> None:
             listen(self.identity, self.holdings, self.wake, self.stopping)
 
-        duties: list[tuple[str, Callable[[], None]]] = [("slot", self._slot)] * self.concurrency
+        def slot() -> None:
+            run_slot(self.claiming.jobs, self.holdings, self.step_writer, self.stopping, self.wake)
+
+        duties: list[tuple[str, Callable[[], None]]] = [("slot", slot)] * self.concurrency
         duties += [("heartbeat", self.heartbeat.run), ("listener", listener)]
         for index, (name, target) in enumerate(duties):
             thread = threading.Thread(
@@ -175,26 +172,40 @@ class Worker:
 
         return run
 
-    def _slot(self) -> None:
-        """An execution thread: run the attempts of the claims it takes, one at a time."""
-        while True:
-            claimed = self.claiming.jobs.get()
-            if claimed is None:
-                break
-            self.holdings.taken(claimed, time.monotonic() - claimed.claimed_at)
-            try:
-                outcome = run_attempt(
-                    claimed,
-                    stopping=self.stopping,
-                    writer=self.step_writer,
-                    started=self.holdings.started,
-                )
-            except BaseException as exc:  # never lose a slot, never leave it "running"
-                logger.exception("Unexpected error running execution %s", claimed.id)
-                outcome = hand_back(claimed, exc)
-            self.holdings.ended(claimed, outcome)
-            self.wake.set()
-        connection.close()
+
+def run_slot(
+    jobs: queue.SimpleQueue[Claimed | None],
+    holdings: Holdings,
+    writer: StepWriter,
+    stopping: threading.Event,
+    wake: threading.Event,
+) -> None:
+    """An execution thread: run the attempts of the claims it takes, one at a time, until
+    it takes None."""
+    while True:
+        claimed = jobs.get()
+        if claimed is None:
+            break
+        holdings.taken(claimed, time.monotonic() - claimed.claimed_at)
+        try:
+            outcome = run_attempt(
+                claimed, stopping=stopping, writer=writer, started=holdings.started
+            )
+        except BaseException as exc:  # never lose a slot, never leave it "running"
+            logger.exception("Unexpected error running execution %s", claimed.id)
+            outcome = hand_back(claimed, exc)
+        holdings.ended(claimed, outcome)
+        wake.set()
+    connection.close()
+
+
+def forget_self(identity: Identity) -> None:
+    """Remove this worker's heartbeat row as it stops: the admin lists it no longer."""
+    try:
+        with raw_cursor() as cursor:
+            forget_worker(cursor, identity.worker_id)
+    except DB_ERRORS:
+        pass
 
 
 def announce_tasks(identity: Identity) -> None:
