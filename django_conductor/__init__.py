@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from .replay import (
         Event,
     )
+    from .triggers.cron import cron
+    from .triggers.schedules import schedule, unschedule
 
 #: Where each public name lives.
 _HOMES = {
@@ -68,6 +70,9 @@ _HOMES = {
     "TransactionNotAllowed": "exceptions",
     "UnknownTask": "exceptions",
     "ExecutionHandle": "handle",
+    "cron": "triggers.cron",
+    "schedule": "triggers.schedules",
+    "unschedule": "triggers.schedules",
 }
 
 __all__ = [
@@ -88,10 +93,13 @@ __all__ = [
     "TransactionNotAllowed",
     "UnknownTask",
     "cancel",
+    "cron",
     "invoke",
     "retry",
     "run_now",
+    "schedule",
     "task",
+    "unschedule",
 ]
 
 

@@ -12,6 +12,7 @@ from .conf import seconds, settings
 from .handle import ExecutionHandle
 from .options import TASK_OPTIONS
 from .registry import registry
+from .triggers.cron import Cron
 
 RetryDelays = Sequence[float | timedelta] | Callable[[int], float | timedelta]
 
@@ -68,15 +69,31 @@ class Task:
         "remove_on_complete": False,
         "remove_on_fail": False,
         "batch": None,
-        "triggers": (),
     }
 
     def unenforced_options(self) -> list[str]:
-        return [
+        unenforced = [
             f"{option}={getattr(self, option)!r}"
             for option, default in self.NOT_ENFORCED_YET.items()
             if getattr(self, option) != default
         ]
+        others = [trigger for trigger in self.triggers if not isinstance(trigger, Cron)]
+        return unenforced + ([f"triggers={others!r}"] if others else [])
+
+    def trigger_problems(self) -> list[str]:
+        """What is wrong with the task's cron triggers, for the system checks."""
+        problems: list[str] = []
+        names: set[str] = set()
+        for trigger in self.triggers:
+            if not isinstance(trigger, Cron):
+                continue
+            problem = trigger.problem()
+            if problem is None and trigger.name in names:
+                problem = f"two cron schedules are named {trigger.name!r}"
+            names.add(trigger.name)
+            if problem is not None:
+                problems.append(problem)
+        return problems
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

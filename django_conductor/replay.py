@@ -34,6 +34,8 @@ class Event:
     payload: Any
     execution_id: int
     attempt: int
+    #: The cron tick this execution runs for; None when it was not started by a schedule.
+    scheduled_at: datetime | None = None
 
 
 @dataclass

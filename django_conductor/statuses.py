@@ -1,5 +1,6 @@
-"""An execution's statuses, and the groups the engine reads them in. Below everything that
-reads a status, so that no module spells one out; ``models`` offers them too."""
+"""An execution's statuses, and the groups the engine reads them in; a schedule's kinds.
+Below everything that reads them, so that no module spells one out; ``models`` offers them
+too."""
 
 from __future__ import annotations
 
@@ -21,3 +22,8 @@ CLAIMABLE = (Status.PENDING, Status.SLEEPING, Status.WAITING)
 #: States that can still change; a dedupe key is unique among them.
 LIVE = (Status.PENDING, Status.RUNNING, Status.SLEEPING, Status.WAITING)
 FINISHED = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
+
+class ScheduleKind(models.TextChoices):
+    STATIC = "static", "In code"
+    DYNAMIC = "dynamic", "Made by schedule()"

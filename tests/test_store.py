@@ -5,7 +5,13 @@ import ast
 import re
 from pathlib import Path
 
-from django_conductor.models import Execution, FailedExecution, Step, WorkerHeartbeat
+from django_conductor.models import (
+    Execution,
+    FailedExecution,
+    Schedule,
+    Step,
+    WorkerHeartbeat,
+)
 from django_conductor.statuses import Status
 from django_conductor.store import base
 
@@ -48,6 +54,6 @@ def test_the_store_names_the_tables_the_models_name():
     assert Step._meta.db_table == base.STEP
     assert FailedExecution._meta.db_table == base.FAILURES
     assert WorkerHeartbeat._meta.db_table == base.HEARTBEAT
-    assert set(base.TABLES) == {
-        m._meta.db_table for m in (Execution, Step, FailedExecution, WorkerHeartbeat)
-    }
+    assert Schedule._meta.db_table == base.SCHEDULE
+    models = (Execution, Step, FailedExecution, WorkerHeartbeat, Schedule)
+    assert set(base.TABLES) == {model._meta.db_table for model in models}

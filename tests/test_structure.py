@@ -27,7 +27,7 @@ LAYERS = [
         "statuses",
     },
     {"store", "group_commit", "step_writer"},
-    {"retrying", "models", "handle", "children"},
+    {"retrying", "models", "handle", "children", "triggers"},
     {"call_guards", "context", "api", "definition", "checks", "devdb", "apps"},
     {"worker", "admin", "templatetags", "management", "migrations"},
 ]

@@ -19,7 +19,8 @@ EXECUTION = "django_conductor_execution"
 STEP = "django_conductor_step"
 FAILURES = "django_conductor_failedexecution"
 HEARTBEAT = "django_conductor_workerheartbeat"
-TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT)
+SCHEDULE = "django_conductor_schedule"
+TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT, SCHEDULE)
 
 #: Channel a worker listens on; the payload is the queue that has new work.
 READY_CHANNEL = "django_conductor_ready"

@@ -65,10 +65,10 @@ WITH RECURSIVE {_LEVELS}, picked AS (
     RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
         e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL AS cancel_requested,
         (SELECT json_agg({STEP_ROW})::text FROM {STEP} s WHERE s.execution_id = e.id) AS steps,
-        e.priority, e.run_at, e.prefetched
+        e.priority, e.run_at, e.prefetched, e.scheduled_at
 )
 SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims,
-    cancel_requested, steps, now() AS claimed_at, prefetched
+    cancel_requested, steps, now() AS claimed_at, prefetched, scheduled_at
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
@@ -92,6 +92,8 @@ class ClaimRow(NamedTuple):
     #: The database's now, as the claim read it.
     claimed_at: datetime
     prefetched: bool
+    #: The cron tick it runs for, or None.
+    scheduled_at: datetime | None
 
 
 def claim_batch(

@@ -34,7 +34,9 @@ from ..registry import registry
 from ..replay import Event, LeaseLost, Park, RecordedStep
 from ..statuses import Status
 from ..step_writer import StepWriter
+from ..store.base import server_cursor
 from ..store.claims import ClaimRow, steps_of
+from ..triggers.schedules import advance_one
 from .connections import DB_ERRORS, raw_connection
 
 logger = logging.getLogger("django_conductor.worker")
@@ -68,6 +70,8 @@ class Claimed:
     #: Claimed ahead of a free thread: ``attempt`` is the count so far, not yet this claim's
     #: own, which its outcome counts (see ``run_attempt``).
     prefetched: bool = False
+    #: The cron tick it runs for, or None.
+    scheduled_at: datetime | None = None
 
     @property
     def claimed_at(self) -> float:
@@ -94,6 +98,7 @@ class Claimed:
             clock=DatabaseClock(row.claimed_at),
             lease=lease,
             prefetched=row.prefetched,
+            scheduled_at=row.scheduled_at,
         )
 
     def begun(self) -> Claimed:
@@ -202,9 +207,13 @@ def run_attempt(
         cancelled=claimed.cancel_requested,
     )
     started(claimed, ctx)
-    event = Event(claimed.event_name, claimed.payload, claimed.id, claimed.attempt)
+    event = Event(
+        claimed.event_name, claimed.payload, claimed.id, claimed.attempt, claimed.scheduled_at
+    )
     done = claimed.outcome
     try:
+        if claimed.scheduled_at is not None:
+            next_tick(claimed)
         ctx.release_point()  # a cancel or a stop that came while it waited for a thread
         task = registry.get(claimed.task_name)
         if task.is_async:
@@ -236,6 +245,14 @@ def run_attempt(
             ctx.logger.warning("Lost the database connection; handing the execution back")
             return hand_back(claimed, exc)
         return _failure(claimed, ctx, exc)
+
+
+def next_tick(claimed: Claimed) -> None:
+    """A tick's start creates its schedule's next tick, before the handler runs: a failing
+    run still schedules the next one."""
+    conn = raw_connection()
+    with conn.transaction(), server_cursor(conn) as cursor:
+        advance_one(cursor, claimed.task_name, claimed.event_name)
 
 
 def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:

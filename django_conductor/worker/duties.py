@@ -1,5 +1,6 @@
 """The worker's periodic duty, the heartbeat: renew the leases this process holds and its
-heartbeat row, and re-queue the executions of workers that stopped renewing theirs."""
+heartbeat row, re-queue the executions of workers that stopped renewing theirs, and give
+schedules whose tick passed unstarted their next tick."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from ..store import workers
 from ..store.base import server_cursor
 from ..store.outcomes import reap_expired
 from ..store.transitions import after_status_changes
+from ..triggers.schedules import advance_due
 from .base import Identity
 from .connections import DB_ERRORS, raw_connection
 from .holdings import Holdings, Key
@@ -66,6 +68,9 @@ class Heartbeat:
                 [change.id for change in reaped],
                 extra={"action": "reap", "worker_id": identity.worker_id},
             )
+        with conn.transaction(), server_cursor(conn) as cursor:
+            # Ticks that passed with nobody to start them (cancelled, or no worker ran).
+            advance_due(cursor, identity.task_names)
         with server_cursor(conn) as cursor:
             workers.forget_dead_workers(cursor, settings.LEASE * 4)
 

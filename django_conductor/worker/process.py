@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Callable, Iterable
 
 from django.apps import apps
-from django.db import connection
+from django.db import connection, transaction
 
 from ..conf import settings
 from ..exceptions import WorkerFailed
 from ..registry import registry
 from ..step_writer import StepWriter
 from ..store.workers import forget_worker, ready_elsewhere
+from ..triggers.schedules import sync_static
 from .attempt import Claimed, hand_back, run_attempt
 from .base import Identity, database_trouble, raw_cursor, wait_for_database
 from .claiming import ClaimLoop
@@ -112,6 +113,7 @@ class Worker:
             extra={"action": "worker_start", "worker_id": self.worker_id},
         )
         announce_tasks(self.identity)
+        keep_schedules(self.identity)
         self.step_writer = StepWriter()
         try:
             self._start_threads()
@@ -197,6 +199,22 @@ def run_slot(
         holdings.ended(claimed, outcome)
         wake.set()
     connection.close()
+
+
+def keep_schedules(identity: Identity) -> None:
+    """Make the stored static schedules those the code defines, once at start."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            refused = sync_static(cursor, registry)
+    except DB_ERRORS as exc:  # the next start tries again; ticks already stored still run
+        logger.warning("Could not bring the cron schedules up to date (%s)", exc)
+        return
+    for reason in refused:
+        logger.warning(
+            "Cron schedule left out: %s",
+            reason,
+            extra={"action": "schedule_refused", "worker_id": identity.worker_id},
+        )
 
 
 def forget_self(identity: Identity) -> None:

@@ -1,4 +1,5 @@
-"""The tables behind durable executions. Public: users query them with the ORM."""
+"""Executions: one run of a task, from invoke to its final status, and the querysets that
+name its states."""
 
 from __future__ import annotations
 
@@ -6,13 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from .retrying import retry_execution
-
-# Offered here too, where users found them first.
-from .statuses import CLAIMABLE as CLAIMABLE
-from .statuses import FINISHED as FINISHED
-from .statuses import LIVE as LIVE
-from .statuses import Status as Status
+from ..statuses import CLAIMABLE, FINISHED, LIVE, Status
 
 
 class ExecutionQuerySet(models.QuerySet["Execution"]):
@@ -88,6 +83,9 @@ class Execution(models.Model):
         db_index=False,
     )
     parent_step = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    scheduled_at = models.DateTimeField(
+        null=True, blank=True, help_text="The cron tick this execution runs for."
+    )
     wake_pending = models.BooleanField(
         db_default=False, help_text="A child finished while this execution was running."
     )
@@ -126,7 +124,7 @@ class Execution(models.Model):
                 condition=Q(status__in=CLAIMABLE),
             ),
             models.Index(
-                "lease_expires_at", name="conductor_running", condition=Q(status="running")
+                "lease_expires_at", name="conductor_running", condition=Q(status=Status.RUNNING)
             ),
             # The admin's throughput chart and per-task completions of the last hour. Partial
             # indexes like these three get an entry only from the updates that end an
@@ -142,7 +140,7 @@ class Execution(models.Model):
                 fields=["status", "-id"],
                 include=["task_name"],
                 name="conductor_failed_cancelled",
-                condition=Q(status__in=("failed", "cancelled")),
+                condition=Q(status__in=(Status.FAILED, Status.CANCELLED)),
             ),
             # The admin's search by dedupe key, exact or by its start (LIKE 'key%').
             models.Index(
@@ -166,6 +164,14 @@ class Execution(models.Model):
                 name="conductor_one_child_per_step",
                 condition=Q(parent__isnull=False),
             ),
+            # Exactly one execution per schedule tick, however many workers create it.
+            models.UniqueConstraint(
+                "task_name",
+                "event_name",
+                "scheduled_at",
+                name="conductor_one_execution_per_tick",
+                condition=Q(scheduled_at__isnull=False),
+            ),
             models.CheckConstraint(
                 condition=Q(status__in=Status.values), name="conductor_status_valid"
             ),
@@ -179,90 +185,3 @@ class Execution(models.Model):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
-
-
-class StepKind(models.TextChoices):
-    STEP = "step", "Step"
-    SLEEP = "sleep", "Sleep"
-    INVOKE = "invoke", "Child invoke"
-
-
-class Step(models.Model):
-    """A recorded unit of work inside an execution; replays return its stored result."""
-
-    id = models.BigAutoField(primary_key=True)
-    execution = models.ForeignKey(
-        Execution, on_delete=models.CASCADE, related_name="steps", db_index=False
-    )
-    name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=8, choices=StepKind.choices, db_default="step")
-    result = models.JSONField(null=True, blank=True)
-    error = models.TextField(blank=True, db_default="")
-    attempt = models.PositiveIntegerField(db_default=1)
-    started_at = models.DateTimeField(db_default=Now())
-    finished_at = models.DateTimeField(null=True, blank=True)
-    wake_at = models.DateTimeField(
-        null=True, blank=True, help_text="A sleep's wake time, or a child invoke's deadline."
-    )
-    child = models.ForeignKey(
-        Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-
-    class Meta:
-        ordering = ("execution", "id")
-        constraints = [
-            models.UniqueConstraint("execution", "name", name="conductor_step_name_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.name} of #{self.execution_id}"
-
-
-class FailedExecutionQuerySet(models.QuerySet["FailedExecution"]):
-    def unretried(self) -> FailedExecutionQuerySet:
-        return self.filter(retried_at__isnull=True)
-
-
-class FailedExecution(models.Model):
-    """The record of an execution that exhausted its attempts; kept after a retry."""
-
-    id = models.BigAutoField(primary_key=True)
-    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="failures")
-    task_name = models.CharField(max_length=200)
-    error = models.TextField()
-    traceback = models.TextField(blank=True, db_default="")
-    attempts = models.PositiveIntegerField()
-    failed_at = models.DateTimeField(db_default=Now())
-    retried_at = models.DateTimeField(null=True, blank=True)
-
-    objects = FailedExecutionQuerySet.as_manager()
-
-    class Meta:
-        ordering = ("-failed_at", "-id")
-        indexes = [models.Index(fields=["-failed_at"], name="conductor_failed_at")]
-
-    def __str__(self) -> str:
-        return f"{self.task_name} #{self.execution_id} failed"
-
-    def retry(self) -> bool:
-        """Put the execution back to pending with a fresh attempt budget, keeping its steps."""
-        return retry_execution(self.execution_id)
-
-
-class WorkerHeartbeat(models.Model):
-    """One row per live worker process, renewed by its heartbeat."""
-
-    worker_id = models.CharField(max_length=200, primary_key=True)
-    host = models.CharField(max_length=255)
-    pid = models.PositiveIntegerField()
-    queues = models.JSONField(default=list, blank=True, help_text="Empty means every queue.")
-    tasks = models.JSONField(default=list, blank=True, help_text="The tasks it can run.")
-    concurrency = models.PositiveIntegerField(default=1)
-    started_at = models.DateTimeField(db_default=Now())
-    last_seen_at = models.DateTimeField(db_default=Now())
-
-    class Meta:
-        ordering = ("worker_id",)
-
-    def __str__(self) -> str:
-        return self.worker_id
