@@ -60,6 +60,14 @@ def lock_or_create(
     return row
 
 
+LOCK_BY_ID = f"SELECT {_COLUMNS}, now() FROM {SCHEDULE} WHERE id = %(id)s FOR UPDATE"
+
+
+def lock(cursor: Cursor, schedule_id: int) -> ScheduleRow | None:
+    execute(cursor, LOCK_BY_ID, {"id": schedule_id})
+    return one(cursor, ScheduleRow)
+
+
 UPDATE_SCHEDULE = f"""
 UPDATE {SCHEDULE} SET expression = %(expression)s, timezone = %(timezone)s,
     payload = %(payload)s::jsonb, paused = %(paused)s, next_run_at = %(next_run_at)s,

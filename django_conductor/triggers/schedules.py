@@ -166,6 +166,56 @@ def unschedule(task: Task | str, schedule_name: str) -> bool:
     return removed
 
 
+@tables_required()
+def pause(schedule_id: int) -> bool:
+    """Stop a schedule's ticks, its future tick with them; False when it was paused."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        row = store.lock(cursor, schedule_id)
+        if row is None or row.paused:
+            return False
+        store.drop_future_ticks(cursor, row.task_name, row.name)
+        _set(cursor, row, paused=True, next_run_at=None)
+    return True
+
+
+@tables_required()
+def resume(schedule_id: int) -> bool:
+    """Tick again from now: the next tick after now, not the ones missed while paused."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        row = store.lock(cursor, schedule_id)
+        if row is None or not row.paused:
+            return False
+        next_run_at = next_tick(row.expression, row.timezone, row.now)
+        _set(cursor, row, paused=False, next_run_at=next_run_at)
+        store.insert_tick(cursor, _tick(row), next_run_at)
+    return True
+
+
+@tables_required()
+def run_now(schedule_id: int) -> int | None:
+    """One execution of the schedule now, its tick the database's now, besides its ticks;
+    the new execution's id, or None when the schedule is gone."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        row = store.lock(cursor, schedule_id)
+        return None if row is None else store.insert_tick(cursor, _tick(row), row.now)
+
+
+def _tick(row: store.ScheduleRow) -> store.Tick:
+    return tick_of(registry.get(row.task_name), row.name, row.payload)
+
+
+def _set(cursor: Cursor, row: store.ScheduleRow, *, paused: bool, next_run_at: Any) -> None:
+    store.update(
+        cursor,
+        row.id,
+        expression=row.expression,
+        timezone=row.timezone,
+        payload=row.payload or "null",
+        paused=paused,
+        next_run_at=next_run_at,
+    )
+
+
 def _named(name: object) -> str | None:
     problem = name_problem(name)
     return None if problem is None else f"schedule_{problem}"
