@@ -29,6 +29,7 @@ TABLES = (
     "django_conductor_failedexecution",
     "django_conductor_workerheartbeat",
     "django_conductor_execution",
+    "django_conductor_schedule",
 )
 
 

@@ -249,6 +249,14 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             status["claim with 100,000 parked ÷ empty table"],
         )
 
+    def cron(r: dict[str, Any]) -> None:
+        add(
+            f"10. cron, {r['schedules']:,} schedules: schedule() / heartbeat, none due (p50) / "
+            "advancing all",
+            f"{_num(r['schedule_rate'])} schedules/s / {_num(r['idle_p50_ms'], 2)} ms / "
+            f"{_num(r['catch_up_ms'])} ms ({_num(r['catch_up_per_schedule_ms'], 2)} ms each)",
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -288,6 +296,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("scale", scaled, "6. scale")
     section("parked", parked, "6. claim with parked work")
     section("memory", mem, "7. memory")
+    section("cron", cron, "10. cron")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

@@ -39,6 +39,7 @@ WORKLOADS = (
     "memory",
     "scale",
     "parked",
+    "cron",
     "peers",
 )
 
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: workloads.memory(sizes),
         "scale": lambda: workloads.scale(sizes),
         "parked": lambda: workloads.parked(sizes),
+        "cron": lambda: workloads.cron(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -238,6 +240,7 @@ PRIMARY = {
     "memory": ("c20", "peak_rss_mb"),
     "scale": ("ratio",),
     "parked": ("ratio",),
+    "cron": ("idle_p50_ms",),
 }
 
 

@@ -51,6 +51,7 @@ class Sizes:
     scale_noop: int = 20_000
     claim_samples: int = 200
     parked_rows: int = 100_000
+    cron_schedules: int = 1_000
     memory_noop: int = 4_000
     memory_steps: int = 400
     pgbench_seconds: float = 5.0
@@ -400,6 +401,64 @@ def parked(sizes: Sizes) -> dict[str, Any]:
     if "p50_ms" in empty and "p50_ms" in loaded:
         result["ratio"] = loaded["p50_ms"] / empty["p50_ms"]
     return result
+
+
+# -- 10. cron -------------------------------------------------------------------------
+
+
+def cron(sizes: Sizes) -> dict[str, Any]:
+    """What ``cron_schedules`` schedules cost: making them with ``schedule()`` (one
+    transaction each), the heartbeat's look for due ones when none is due, and advancing
+    them all at once, as after an outage."""
+    from django.db import connection, transaction
+
+    from django_conductor import schedule
+    from django_conductor.triggers.schedules import advance_due
+
+    noop = _tasks().noop
+    reset_tables()
+    count = sizes.cron_schedules
+    began = time.perf_counter()
+    for n in range(count):
+        schedule(noop, f"new-year-{n}", "0 0 1 1 *", payload={"n": n})
+    made = time.perf_counter() - began
+    analyze()
+    execute("ANALYZE django_conductor_schedule")
+
+    def duty() -> tuple[int, float]:
+        started = time.perf_counter()
+        with transaction.atomic(), connection.cursor() as cursor:
+            advanced = advance_due(cursor, [noop.name])
+        return advanced, (time.perf_counter() - started) * 1000
+
+    idle = [duty() for _ in range(sizes.claim_samples)]
+    if any(advanced for advanced, _ in idle):
+        raise BenchmarkFailure("a schedule was due before its tick")
+    # As if no worker had run for a year: every next tick, and its execution, passed.
+    execute("UPDATE django_conductor_schedule SET next_run_at = next_run_at - interval '1 year'")
+    execute(
+        f"UPDATE {EXECUTION} SET run_at = run_at - interval '1 year', "
+        "scheduled_at = scheduled_at - interval '1 year'"
+    )
+    began = time.perf_counter()
+    advanced = 0
+    while True:
+        n, _ms = duty()
+        if not n:
+            break
+        advanced += n
+    catch_up = time.perf_counter() - began
+    ticks = query(f"SELECT count(*) FROM {EXECUTION}")[0][0]
+    reset_tables()
+    if advanced != count or ticks != 2 * count:
+        raise BenchmarkFailure(f"advanced {advanced} of {count} schedules; {ticks} ticks")
+    return {
+        "schedules": count,
+        "schedule_rate": count / made,
+        "idle_p50_ms": percentile([ms for _, ms in idle], 0.5),
+        "catch_up_ms": catch_up * 1000,
+        "catch_up_per_schedule_ms": catch_up * 1000 / count,
+    }
 
 
 # -- 7. memory --------------------------------------------------------------------------
