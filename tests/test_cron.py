@@ -3,6 +3,7 @@ schedule() and unschedule(), static schedules following the code, missed ticks, 
 
 import re
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from django.core import checks
@@ -55,9 +56,9 @@ def test_a_daily_tick_in_the_hour_berlin_repeats_runs_once():
 
 def test_an_hourly_schedule_keeps_its_pace_across_both_changes():
     spring = ticks("0 * * * *", BERLIN, utc(2026, 3, 29, 0, 30), 3)
-    assert [b - a for a, b in zip(spring, spring[1:], strict=False)] == [timedelta(hours=1)] * 2
+    assert [b - a for a, b in pairwise(spring)] == [timedelta(hours=1)] * 2
     autumn = ticks("0 * * * *", BERLIN, utc(2026, 10, 24, 23, 30), 4)
-    assert [b - a for a, b in zip(autumn, autumn[1:], strict=False)] == [timedelta(hours=1)] * 3
+    assert [b - a for a, b in pairwise(autumn)] == [timedelta(hours=1)] * 3
 
 
 def test_six_fields_have_seconds_first():
