@@ -257,6 +257,15 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             f"{_num(r['catch_up_ms'])} ms ({_num(r['catch_up_per_schedule_ms'], 2)} ms each)",
         )
 
+    def emitted(r: dict[str, Any]) -> None:
+        one, ten = r["to_1"], r["to_10"]
+        add(
+            f"11. emit(), one thread, autocommit ({r['emits']:,} events): to 1 / to 10 "
+            "subscribers",
+            f"{_num(one['events_per_s'])} / {_num(ten['events_per_s'])} events/s "
+            f"({_num(ten['executions_per_s'])} executions/s)",
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -297,6 +306,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("parked", parked, "6. claim with parked work")
     section("memory", mem, "7. memory")
     section("cron", cron, "10. cron")
+    section("emit", emitted, "11. emit")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

@@ -40,6 +40,7 @@ WORKLOADS = (
     "scale",
     "parked",
     "cron",
+    "emit",
     "peers",
 )
 
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         "scale": lambda: workloads.scale(sizes),
         "parked": lambda: workloads.parked(sizes),
         "cron": lambda: workloads.cron(sizes),
+        "emit": lambda: workloads.emit_rate(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -241,6 +243,7 @@ PRIMARY = {
     "scale": ("ratio",),
     "parked": ("ratio",),
     "cron": ("idle_p50_ms",),
+    "emit": ("to_1", "events_per_s"),
 }
 
 

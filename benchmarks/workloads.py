@@ -52,6 +52,7 @@ class Sizes:
     claim_samples: int = 200
     parked_rows: int = 100_000
     cron_schedules: int = 1_000
+    emits: int = 2_000
     memory_noop: int = 4_000
     memory_steps: int = 400
     pgbench_seconds: float = 5.0
@@ -459,6 +460,32 @@ def cron(sizes: Sizes) -> dict[str, Any]:
         "catch_up_ms": catch_up * 1000,
         "catch_up_per_schedule_ms": catch_up * 1000 / count,
     }
+
+
+# -- 11. emit -------------------------------------------------------------------------
+
+
+def emit_rate(sizes: Sizes) -> dict[str, Any]:
+    """``emit()`` from one thread in autocommit, each call its own transaction, to an event
+    one task listens to and to one ten tasks listen to."""
+    from django_conductor import emit
+
+    result: dict[str, Any] = {"emits": sizes.emits}
+    for event, listeners in (("bench.one", 1), ("bench.ten", 10)):
+        reset_tables()
+        began = time.perf_counter()
+        for n in range(sizes.emits):
+            emit(event, {"n": n})
+        elapsed = time.perf_counter() - began
+        stored = query(f"SELECT count(*) FROM {EXECUTION}")[0][0]
+        if stored != sizes.emits * listeners:
+            raise BenchmarkFailure(f"{event}: {stored} executions, not {sizes.emits * listeners}")
+        result[f"to_{listeners}"] = {
+            "events_per_s": sizes.emits / elapsed,
+            "executions_per_s": stored / elapsed,
+        }
+    reset_tables()
+    return result
 
 
 # -- 7. memory --------------------------------------------------------------------------

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         ChildExecutionTimeout,
         ConductorError,
         DuplicateStepName,
+        EventTimeout,
         ExecutionCancelled,
         ExecutionFailed,
         NonRetryableError,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
         Event,
     )
     from .triggers.cron import cron
+    from .triggers.events import emit, on_event
     from .triggers.schedules import schedule, unschedule
 
 #: Where each public name lives.
@@ -61,6 +63,7 @@ _HOMES = {
     "ChildExecutionTimeout": "exceptions",
     "ConductorError": "exceptions",
     "DuplicateStepName": "exceptions",
+    "EventTimeout": "exceptions",
     "ExecutionCancelled": "exceptions",
     "ExecutionFailed": "exceptions",
     "NonRetryableError": "exceptions",
@@ -71,6 +74,8 @@ _HOMES = {
     "UnknownTask": "exceptions",
     "ExecutionHandle": "handle",
     "cron": "triggers.cron",
+    "emit": "triggers.events",
+    "on_event": "triggers.events",
     "schedule": "triggers.schedules",
     "unschedule": "triggers.schedules",
 }
@@ -82,6 +87,7 @@ __all__ = [
     "Context",
     "DuplicateStepName",
     "Event",
+    "EventTimeout",
     "ExecutionCancelled",
     "ExecutionFailed",
     "ExecutionHandle",
@@ -94,7 +100,9 @@ __all__ = [
     "UnknownTask",
     "cancel",
     "cron",
+    "emit",
     "invoke",
+    "on_event",
     "retry",
     "run_now",
     "schedule",

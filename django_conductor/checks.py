@@ -44,8 +44,8 @@ def database_errors(connection: Any, *, psycopg3: bool) -> list[Error]:
 
 @register("django_conductor")
 def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E002: duplicate task names; E003: unknown or invalid options; E007: a bad cron
-    trigger; W001: options not enforced yet."""
+    """E002: duplicate task names; E003: unknown or invalid options; E007: a bad cron or
+    event trigger; W001: options not enforced yet."""
     errors: list[CheckMessage] = []
     for duplicate in registry.duplicates:
         first = registry.tasks[duplicate.name]
@@ -72,7 +72,7 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             errors.append(
                 Error(
                     f"Task {task.name!r} ({_where(task.func)}): {problem}.",
-                    hint="Fix the cron(...) trigger; nothing is scheduled until you do.",
+                    hint="Fix the trigger; it is left out until you do.",
                     obj=task,
                     id="django_conductor.E007",
                 )

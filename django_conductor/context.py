@@ -23,7 +23,7 @@ from .lease import Lease
 from .replay import LeaseLost, Park, RecordedStep
 from .statuses import Status
 from .step_writer import StepRecord, StepWriter
-from .triggers import schedules
+from .trigger_calls import TriggerCalls
 
 if TYPE_CHECKING:
     from .definition import Task
@@ -75,7 +75,7 @@ class StepRecords:
         return record
 
 
-class Context:
+class Context(TriggerCalls):
     """Durable operations for one attempt of one execution."""
 
     def __init__(
@@ -210,23 +210,6 @@ class Context:
     def _owner(self, step_name: str) -> children.Owner:
         return children.Owner(self._conn, self.execution_id, self._claims, step_name)
 
-    def schedule(
-        self, task: Task | str, schedule_name: str, cron: str, payload: Any = None, **tz: Any
-    ) -> None:
-        """``django_conductor.schedule()``, as a step: a replay does not schedule again."""
-        call = (schedules.schedule, task, schedule_name, cron, payload)
-        self.step(_step_name("schedule", task, schedule_name), *call, **tz)
-
-    def unschedule(self, task: Task | str, schedule_name: str) -> bool:
-        """``django_conductor.unschedule()``, as a step."""
-        call = (schedules.unschedule, task, schedule_name)
-        return bool(self.step(_step_name("unschedule", task, schedule_name), *call))
-
-
-def _step_name(call: str, task: Task | str, schedule_name: str) -> str:
-    task_name = task if isinstance(task, str) else task.name
-    return f"{call} {schedule_name!r} of {task_name}"[:200]
-
 
 class AsyncContext:
     """The same operations for ``async def`` handlers: ``await ctx.step(...)``."""
@@ -272,3 +255,9 @@ class AsyncContext:
 
     async def unschedule(self, task: Task | str, schedule_name: str) -> bool:
         return self._sync.unschedule(task, schedule_name)
+
+    async def emit(self, event_name: str, payload: Any = None) -> list[Any]:
+        return self._sync.emit(event_name, payload)
+
+    async def wait_for_event(self, step_name: str, event_name: str, **kwargs: Any) -> Any:
+        return self._sync.wait_for_event(step_name, event_name, **kwargs)

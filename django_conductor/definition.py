@@ -13,6 +13,7 @@ from .handle import ExecutionHandle
 from .options import TASK_OPTIONS
 from .registry import registry
 from .triggers.cron import Cron
+from .triggers.events import OnEvent
 
 RetryDelays = Sequence[float | timedelta] | Callable[[int], float | timedelta]
 
@@ -77,14 +78,19 @@ class Task:
             for option, default in self.NOT_ENFORCED_YET.items()
             if getattr(self, option) != default
         ]
-        others = [trigger for trigger in self.triggers if not isinstance(trigger, Cron)]
+        others = [t for t in self.triggers if not isinstance(t, Cron | OnEvent)]
         return unenforced + ([f"triggers={others!r}"] if others else [])
 
     def trigger_problems(self) -> list[str]:
-        """What is wrong with the task's cron triggers, for the system checks."""
+        """What is wrong with the task's cron and event triggers, for the system checks."""
         problems: list[str] = []
         names: set[str] = set()
         for trigger in self.triggers:
+            if isinstance(trigger, OnEvent):
+                problem = trigger.problem()
+                if problem is not None:
+                    problems.append(problem)
+                continue
             if not isinstance(trigger, Cron):
                 continue
             problem = trigger.problem()

@@ -48,6 +48,11 @@ class ChildExecutionTimeout(ConductorError, TimeoutError):
     """A child execution did not finish in time and was cancelled."""
 
 
+class EventTimeout(ConductorError, TimeoutError):
+    """``ctx.wait_for_event`` reached its timeout before the event came; recorded, so that
+    every replay raises it too."""
+
+
 class TransactionNotAllowed(ConductorError):
     """A ctx call was made inside a transaction; durable records commit on their own."""
 

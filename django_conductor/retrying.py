@@ -13,6 +13,7 @@ from django.db import connection, transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.db.models.functions import Now
 
+from .event_waits import timeout_error
 from .exceptions import child_error
 from .statuses import Status
 from .store.notify import notify_ready
@@ -33,6 +34,19 @@ def retry_execution(execution_id: int) -> bool:
 
 def execution_model() -> Any:
     return apps.get_model("django_conductor", "Execution")
+
+
+def _restart(steps: Any) -> None:
+    """Open a finished invoke or event wait again, its timeout the same length from now."""
+    steps.update(
+        error="",
+        finished_at=None,
+        result=None,
+        started_at=Now(),
+        wake_at=ExpressionWrapper(
+            Now() + (F("wake_at") - F("started_at")), output_field=DateTimeField()
+        ),
+    )
 
 
 def _retry_locked(executions: ExecutionManager[Execution], execution_id: int) -> bool:
@@ -73,16 +87,18 @@ def _retry_locked(executions: ExecutionManager[Execution], execution_id: int) ->
     ):
         # The last child failure, and the very error the execution failed with: it did not
         # survive it. A child timeout starts afresh: the same length of time from now.
-        execution.steps.filter(pk=failed.pk).update(
-            error="",
-            finished_at=None,
-            result=None,
-            started_at=Now(),
-            wake_at=ExpressionWrapper(
-                Now() + (F("wake_at") - F("started_at")), output_field=DateTimeField()
-            ),
-        )
+        _restart(execution.steps.filter(pk=failed.pk))
         child_ids.append(failed.child_id)  # type: ignore[arg-type]  # child__isnull=False
+    timed_out = (
+        execution.steps.filter(kind="event", finished_at__isnull=False)
+        .exclude(error="")
+        .order_by("-id")
+        .first()
+    )
+    if timed_out is not None and execution.error == str(
+        timeout_error(timed_out.name, timed_out.wake_at)
+    ):
+        _restart(execution.steps.filter(pk=timed_out.pk))  # it waits for the event anew
     for child_id in child_ids:  # the parent's tree lock covers them
         _retry_locked(executions, child_id)
     with connection.cursor() as cursor:

@@ -27,8 +27,8 @@ LAYERS = [
         "statuses",
     },
     {"store", "group_commit", "step_writer"},
-    {"retrying", "models", "handle", "children", "triggers"},
-    {"call_guards", "context", "api", "definition", "checks", "devdb", "apps"},
+    {"retrying", "models", "handle", "children", "event_waits", "triggers"},
+    {"call_guards", "trigger_calls", "context", "api", "definition", "checks", "devdb", "apps"},
     {"worker", "admin", "templatetags", "management", "migrations"},
 ]
 

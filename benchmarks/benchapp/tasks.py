@@ -1,6 +1,6 @@
 """Benchmark tasks: they do no work of their own, so what is measured is the engine."""
 
-from django_conductor import task
+from django_conductor import on_event, task
 
 STEPS = 10
 
@@ -25,3 +25,20 @@ def ten_steps(event, ctx):
 def sleep_and_child(event, ctx):
     ctx.sleep("nap", 0)
     return ctx.invoke("child", "bench-noop")
+
+
+#: Subscribers for the emit workload: one task listens to "bench.one", ten to "bench.ten".
+@task(name="bench-listener-0", triggers=[on_event("bench.one"), on_event("bench.ten")])
+def listener_0(event, ctx):
+    return None
+
+
+def _listener(n: int):
+    @task(name=f"bench-listener-{n}", triggers=[on_event("bench.ten")])
+    def listener(event, ctx):
+        return None
+
+    return listener
+
+
+LISTENERS = [_listener(n) for n in range(1, 10)]

@@ -105,7 +105,7 @@ def _span(step: Step, now: datetime) -> tuple[datetime, datetime]:
 
 
 def _css(step: Step, now: datetime) -> str:
-    kind = {StepKind.SLEEP: "cd-sleep", StepKind.INVOKE: "cd-wait"}.get(
+    kind = {StepKind.SLEEP: "cd-sleep", StepKind.INVOKE: "cd-wait", StepKind.EVENT: "cd-wait"}.get(
         StepKind(step.kind), "cd-work"
     )
     if step.error:
@@ -126,6 +126,11 @@ def _label(step: Step, begin: datetime, finish: datetime, now: datetime) -> str:
         if step.finished_at is None:
             return f"waiting on {child} for {took}"
         return f"{child} failed after {took}" if step.error else f"waited {took} on {child}"
+    if step.kind == StepKind.EVENT:
+        event = f"event {step.awaited_event!r}"
+        if step.finished_at is None:
+            return f"waiting for {event} for {took}"
+        return f"no {event} came in {took}" if step.error else f"{event} came after {took}"
     if step.error:
         return f"failed after {took}"
     return took if step.finished_at else f"started {took} ago, not recorded yet"

@@ -4,6 +4,7 @@ attempts."""
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Now
 
 from ..retrying import retry_execution
@@ -14,6 +15,7 @@ class StepKind(models.TextChoices):
     STEP = "step", "Step"
     SLEEP = "sleep", "Sleep"
     INVOKE = "invoke", "Child invoke"
+    EVENT = "event", "Wait for an event"
 
 
 class Step(models.Model):
@@ -31,16 +33,32 @@ class Step(models.Model):
     started_at = models.DateTimeField(db_default=Now())
     finished_at = models.DateTimeField(null=True, blank=True)
     wake_at = models.DateTimeField(
-        null=True, blank=True, help_text="A sleep's wake time, or a child invoke's deadline."
+        null=True,
+        blank=True,
+        help_text="A sleep's wake time, or a child invoke's or an event wait's deadline.",
     )
     child = models.ForeignKey(
         Execution, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    awaited_event = models.CharField(  # noqa: DJ001
+        max_length=200, null=True, blank=True, help_text="The event an event wait waits for."
+    )
+    event_match = models.JSONField(
+        null=True, blank=True, help_text="Top-level payload values the awaited event must have."
     )
 
     class Meta:
         ordering = ("execution", "id")
         constraints = [
             models.UniqueConstraint("execution", "name", name="conductor_step_name_unique"),
+        ]
+        indexes = [
+            # emit() finds the waits for its event that are still open.
+            models.Index(
+                fields=["awaited_event"],
+                name="conductor_open_event_waits",
+                condition=Q(kind="event", finished_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -23,6 +23,7 @@ from ..exceptions import (
     ChildExecutionFailed,
     ChildExecutionTimeout,
     DuplicateStepName,
+    EventTimeout,
     ExecutionCancelled,
     NonRetryableError,
     TransactionNotAllowed,
@@ -47,6 +48,7 @@ FINAL_ERRORS = (
     ChildExecutionFailed,
     ChildExecutionTimeout,
     DuplicateStepName,
+    EventTimeout,
     TransactionNotAllowed,
 )
 
@@ -107,8 +109,9 @@ class Claimed:
 
     @property
     def awaits_child(self) -> bool:
-        """A child may record this execution's invoke step at any moment."""
-        return any(s.kind == "invoke" and not s.finished for s in self.steps.values())
+        """A child (or an emitted event) may finish one of this execution's steps at any
+        moment."""
+        return any(s.kind in ("invoke", "event") and not s.finished for s in self.steps.values())
 
     def outcome(self, status: str, **fields: Any) -> Outcome:
         """How this attempt ended, fenced on this claim."""

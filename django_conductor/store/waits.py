@@ -1,0 +1,132 @@
+"""Waiting for a custom event: the wait is a step of kind ``event`` that names the event and
+the payload values it needs; ``emit`` finishes the open waits its payload matches and wakes
+their executions, in the emitter's transaction. Locks: executions before steps, executions
+in id order, as everywhere."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from .base import EXECUTION, LIVE, PENDING, RUNNING, STEP, WAITING, Cursor, execute, one, rows
+
+#: Record the wait, fenced on the claim. Returns (recorded now, the deadline ``timeout``
+#: seconds from the database's now, NULL for none), or nothing when the claim lost the
+#: execution.
+START_WAIT = f"""
+WITH owner AS (
+    SELECT id, attempts + prefetched::int AS attempts FROM {EXECUTION}
+    WHERE id = %(id)s AND claims = %(claims)s AND status = {RUNNING}
+    FOR SHARE
+), step AS (
+    INSERT INTO {STEP} (execution_id, name, kind, attempt, started_at, wake_at, awaited_event,
+                        event_match)
+    SELECT owner.id, %(name)s, 'event', owner.attempts, now(),
+        now() + make_interval(secs => %(timeout)s::float8), %(event)s, %(match)s::jsonb
+    FROM owner
+    ON CONFLICT (execution_id, name) DO NOTHING
+    RETURNING wake_at
+)
+SELECT EXISTS (SELECT FROM step), (SELECT wake_at FROM step) FROM owner
+"""
+
+
+class WaitStarted(NamedTuple):
+    #: False when this claim had recorded it already (then a replay reads it).
+    recorded: bool
+    deadline: datetime | None
+
+
+def start_wait(
+    cursor: Cursor,
+    *,
+    execution_id: int,
+    claims: int,
+    step_name: str,
+    event: str,
+    match: str | None,
+    timeout: float | None,
+) -> WaitStarted | None:
+    """None when the claim lost the execution."""
+    params = {
+        "id": execution_id,
+        "claims": claims,
+        "name": step_name,
+        "event": event,
+        "match": match,
+        "timeout": timeout,
+    }
+    execute(cursor, START_WAIT, params)
+    return one(cursor, WaitStarted)
+
+
+#: The wait's timeout as its outcome, fenced on the claim: whichever of the timeout and the
+#: event is recorded first is the wait's outcome for good.
+TIME_OUT_WAIT = f"""
+WITH owner AS (
+    SELECT id FROM {EXECUTION}
+    WHERE id = %(id)s AND claims = %(claims)s AND status = {RUNNING}
+    FOR NO KEY UPDATE
+), timed_out AS (
+    UPDATE {STEP} s SET error = %(error)s, finished_at = now()
+    FROM owner
+    WHERE s.execution_id = owner.id AND s.name = %(name)s AND s.kind = 'event'
+        AND s.finished_at IS NULL
+    RETURNING s.id
+)
+SELECT EXISTS (SELECT FROM timed_out) FROM owner
+"""
+
+
+class TimedOut(NamedTuple):
+    recorded: bool
+
+
+def time_out_wait(
+    cursor: Cursor, *, execution_id: int, claims: int, step_name: str, error: str
+) -> TimedOut | None:
+    """None when the claim lost the execution."""
+    params = {"id": execution_id, "claims": claims, "name": step_name, "error": error}
+    execute(cursor, TIME_OUT_WAIT, params)
+    return one(cursor, TimedOut)
+
+
+#: Deliver an emitted payload to the open waits for its event whose match it contains; an
+#: execution parked on one runs again at once, and one still running is flagged so that it
+#: does not park after missing the event.
+WAKE_WAITERS = f"""
+WITH waiting AS (
+    SELECT e.id FROM {EXECUTION} e
+    WHERE e.status IN {LIVE} AND e.id IN (
+        SELECT s.execution_id FROM {STEP} s
+        WHERE s.kind = 'event' AND s.awaited_event = %(event)s AND s.finished_at IS NULL
+    )
+    ORDER BY e.id
+    FOR NO KEY UPDATE
+), delivered AS (
+    UPDATE {STEP} s SET result = %(payload)s::jsonb, finished_at = now()
+    FROM waiting w
+    WHERE s.execution_id = w.id AND s.kind = 'event' AND s.awaited_event = %(event)s
+        AND s.finished_at IS NULL
+        AND (s.event_match IS NULL OR %(payload)s::jsonb @> s.event_match)
+    RETURNING s.execution_id
+)
+UPDATE {EXECUTION} p SET
+    status = CASE WHEN p.status = {WAITING} THEN {PENDING} ELSE p.status END,
+    run_at = CASE WHEN p.status = {WAITING} THEN now() ELSE p.run_at END,
+    wake_pending = p.status = {RUNNING}
+FROM (SELECT DISTINCT execution_id FROM delivered) d
+WHERE p.id = d.execution_id
+RETURNING p.id, p.status, p.queue
+"""
+
+
+class Woken(NamedTuple):
+    id: int
+    status: str
+    queue: str
+
+
+def wake_waiters(cursor: Cursor | Any, event: str, payload: str) -> list[Woken]:
+    execute(cursor, WAKE_WAITERS, {"event": event, "payload": payload})
+    return rows(cursor, Woken)

@@ -1,0 +1,27 @@
+"""Tasks that wait for custom events, for the event-wait tests."""
+
+from django_conductor import EventTimeout, task
+
+from .models import SideEffect
+
+__all__ = ["awaits_approval", "awaits_or_escalates"]
+
+
+@task(name="awaits-approval")
+def awaits_approval(event, ctx):
+    approval = ctx.wait_for_event(
+        "approval",
+        "order.approved",
+        match={"order_id": event.payload["order_id"]},
+        timeout=event.payload.get("timeout"),
+    )
+    SideEffect.objects.create(kind="approved", value=str(approval))
+    return approval
+
+
+@task(name="awaits-or-escalates")
+def awaits_or_escalates(event, ctx):
+    try:
+        return ctx.wait_for_event("approval", "order.approved", timeout=3600)
+    except EventTimeout as exc:
+        return f"escalated: {exc}"
