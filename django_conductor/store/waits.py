@@ -1,14 +1,13 @@
 """Waiting for a custom event: the wait is a step of kind ``event`` that names the event and
-the payload values it needs; ``emit`` finishes the open waits its payload matches and wakes
-their executions, in the emitter's transaction. Locks: executions before steps, executions
-in id order, as everywhere."""
+the payload values it needs, recorded and timed out here; ``store.events`` delivers an
+emitted payload to it."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from .base import EXECUTION, LIVE, PENDING, RUNNING, STEP, WAITING, Cursor, execute, one, rows
+from .base import EXECUTION, RUNNING, STEP, Cursor, execute, one
 
 #: Record the wait, fenced on the claim. Returns (recorded now, the deadline ``timeout``
 #: seconds from the database's now, NULL for none), or nothing when the claim lost the
@@ -89,44 +88,3 @@ def time_out_wait(
     params = {"id": execution_id, "claims": claims, "name": step_name, "error": error}
     execute(cursor, TIME_OUT_WAIT, params)
     return one(cursor, TimedOut)
-
-
-#: Deliver an emitted payload to the open waits for its event whose match it contains; an
-#: execution parked on one runs again at once, and one still running is flagged so that it
-#: does not park after missing the event.
-WAKE_WAITERS = f"""
-WITH waiting AS (
-    SELECT e.id FROM {EXECUTION} e
-    WHERE e.status IN {LIVE} AND e.id IN (
-        SELECT s.execution_id FROM {STEP} s
-        WHERE s.kind = 'event' AND s.awaited_event = %(event)s AND s.finished_at IS NULL
-    )
-    ORDER BY e.id
-    FOR NO KEY UPDATE
-), delivered AS (
-    UPDATE {STEP} s SET result = %(payload)s::jsonb, finished_at = now()
-    FROM waiting w
-    WHERE s.execution_id = w.id AND s.kind = 'event' AND s.awaited_event = %(event)s
-        AND s.finished_at IS NULL
-        AND (s.event_match IS NULL OR %(payload)s::jsonb @> s.event_match)
-    RETURNING s.execution_id
-)
-UPDATE {EXECUTION} p SET
-    status = CASE WHEN p.status = {WAITING} THEN {PENDING} ELSE p.status END,
-    run_at = CASE WHEN p.status = {WAITING} THEN now() ELSE p.run_at END,
-    wake_pending = p.status = {RUNNING}
-FROM (SELECT DISTINCT execution_id FROM delivered) d
-WHERE p.id = d.execution_id
-RETURNING p.id, p.status, p.queue
-"""
-
-
-class Woken(NamedTuple):
-    id: int
-    status: str
-    queue: str
-
-
-def wake_waiters(cursor: Cursor | Any, event: str, payload: str) -> list[Woken]:
-    execute(cursor, WAKE_WAITERS, {"event": event, "payload": payload})
-    return rows(cursor, Woken)

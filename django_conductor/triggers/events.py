@@ -9,18 +9,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection
 
 from .. import payloads
 from ..exceptions import ConductorError, PayloadError, error_text
 from ..handle import ExecutionHandle
 from ..options import checked, name_problem
 from ..registry import registry
-from ..statuses import Status
-from ..store.events import Subscriber, insert_emitted
-from ..store.notify import notify_ready
+from ..store import events as store
+from ..store.events import Subscriber
 from ..store.schema import tables_required
-from ..store.waits import wake_waiters
 
 #: ``when``: top-level keys the payload must have with these values, or a function of the
 #: payload that says whether the task wants it.
@@ -89,8 +87,9 @@ def on_event(name: str, when: When | None = None, fields: Iterable[str] | None =
 @tables_required()
 def emit(event_name: str, payload: Any = None) -> list[ExecutionHandle]:
     """Start one execution of each task subscribed to ``event_name`` (whose ``when`` wants
-    this payload), in the caller's transaction and in one statement, and deliver the payload
-    to the executions waiting for the event (``ctx.wait_for_event``) whose match it has;
+    this payload), and deliver the payload to the executions waiting for the event
+    (``ctx.wait_for_event``) whose match it has, in the caller's transaction and in one
+    statement;
     the new executions' handles, in task name order. Raises ``ValueError`` for a bad name
     and ``PayloadError`` for a payload that is not JSON: nothing is stored then."""
     checked(name_problem(event_name))
@@ -110,10 +109,8 @@ def emit(event_name: str, payload: Any = None) -> list[ExecutionHandle]:
         for task, trigger in subscriptions(event_name)
         if trigger.wants(payload, task.name)
     ]
-    with transaction.atomic(), connection.cursor() as cursor:
-        ids = insert_emitted(cursor, event_name, subscribers) if subscribers else []
-        woken = wake_waiters(cursor, event_name, text)
-        notify_ready(cursor, {w.queue for w in woken if w.status == Status.PENDING})
+    with connection.cursor() as cursor:
+        ids = store.emit(cursor, event_name, text, subscribers)
     return [ExecutionHandle(execution_id) for execution_id in ids]
 
 
