@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     )
     from .triggers.cron import cron
     from .triggers.events import emit, on_event
+    from .triggers.rows import on_model
     from .triggers.schedules import schedule, unschedule
 
 #: Where each public name lives.
@@ -76,6 +77,7 @@ _HOMES = {
     "cron": "triggers.cron",
     "emit": "triggers.events",
     "on_event": "triggers.events",
+    "on_model": "triggers.rows",
     "schedule": "triggers.schedules",
     "unschedule": "triggers.schedules",
 }
@@ -103,6 +105,7 @@ __all__ = [
     "emit",
     "invoke",
     "on_event",
+    "on_model",
     "retry",
     "run_now",
     "schedule",

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.checks import CheckMessage, Error, Warning, register
-from django.db import connections
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import DatabaseError, connections
 
 from .conf import PREFIX, Settings
 from .options import is_delay_list, is_positive
 from .registry import registry
+from .triggers.rows import not_installed
 
 
 @register("django_conductor")
@@ -92,6 +93,28 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 def _where(func: Any) -> str:
     return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', func)!s}"
+
+
+@register("django_conductor", Tags.database)
+def check_row_triggers(
+    app_configs: Any = None, databases: Any = None, **kwargs: Any
+) -> list[Error]:
+    """E008: an on_model subscription whose trigger is not in the database."""
+    if not databases or "default" not in databases:
+        return []
+    try:
+        missing = not_installed()
+    except DatabaseError:
+        return []  # E001 and the worker's start say what is wrong with the database
+    return [
+        Error(
+            f"Model trigger: {problem}.",
+            hint="Run `python manage.py migrate` (or `manage.py conductor_triggers`), which "
+            "installs the triggers the tasks ask for.",
+            id="django_conductor.E008",
+        )
+        for problem in missing
+    ]
 
 
 @register("django_conductor")

@@ -14,6 +14,7 @@ from .options import TASK_OPTIONS
 from .registry import registry
 from .triggers.cron import Cron
 from .triggers.events import OnEvent
+from .triggers.rows import OnModel
 
 RetryDelays = Sequence[float | timedelta] | Callable[[int], float | timedelta]
 
@@ -78,7 +79,7 @@ class Task:
             for option, default in self.NOT_ENFORCED_YET.items()
             if getattr(self, option) != default
         ]
-        others = [t for t in self.triggers if not isinstance(t, Cron | OnEvent)]
+        others = [t for t in self.triggers if not isinstance(t, Cron | OnEvent | OnModel)]
         return unenforced + ([f"triggers={others!r}"] if others else [])
 
     def trigger_problems(self) -> list[str]:
@@ -86,7 +87,7 @@ class Task:
         problems: list[str] = []
         names: set[str] = set()
         for trigger in self.triggers:
-            if isinstance(trigger, OnEvent):
+            if isinstance(trigger, OnEvent | OnModel):
                 problem = trigger.problem()
                 if problem is not None:
                     problems.append(problem)

@@ -10,3 +10,26 @@ class SideEffect(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.value}"
+
+
+class Order(models.Model):
+    """A model with row triggers (tests/testapp/row_tasks.py)."""
+
+    total = models.IntegerField(default=0)
+    status = models.CharField(max_length=20, default="new")
+    note = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"order {self.pk}"
+
+
+class Shipment(models.Model):
+    """A model whose table name is mixed-case, and which no task subscribes to."""
+
+    label = models.CharField(max_length=20)
+
+    class Meta:
+        db_table = "Conductor Shipments"
+
+    def __str__(self) -> str:
+        return self.label
