@@ -260,10 +260,18 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     def emitted(r: dict[str, Any]) -> None:
         one, ten = r["to_1"], r["to_10"]
         add(
-            f"11. emit(), one thread, autocommit ({r['emits']:,} events): to 1 / to 10 "
-            "subscribers",
+            f"11. emit(), one thread, autocommit ({r['emits']:,} events): to 1 / to 10 subscribers",
             f"{_num(one['events_per_s'])} / {_num(ten['events_per_s'])} events/s "
             f"({_num(ten['executions_per_s'])} executions/s)",
+        )
+
+    def row_trigger(r: dict[str, Any]) -> None:
+        add(
+            f"12. bulk_create of {r['rows']:,} rows: subscribed table vs plain (one execution "
+            "per row)",
+            f"{_num(r['triggered_ms'])} vs {_num(r['plain_ms'])} ms ({r['ratio']:.2f}x)",
+            "< 2x",
+            "pass" if r["ratio"] < 2 else f"MISS ({r['ratio']:.2f}x)",
         )
 
     def mem(r: dict[str, Any]) -> None:
@@ -307,6 +315,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("memory", mem, "7. memory")
     section("cron", cron, "10. cron")
     section("emit", emitted, "11. emit")
+    section("row-trigger", row_trigger, "12. row triggers")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

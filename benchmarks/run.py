@@ -41,6 +41,7 @@ WORKLOADS = (
     "parked",
     "cron",
     "emit",
+    "row-trigger",
     "peers",
 )
 
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "parked": lambda: workloads.parked(sizes),
         "cron": lambda: workloads.cron(sizes),
         "emit": lambda: workloads.emit_rate(sizes),
+        "row-trigger": lambda: workloads.row_trigger(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -244,6 +246,7 @@ PRIMARY = {
     "parked": ("ratio",),
     "cron": ("idle_p50_ms",),
     "emit": ("to_1", "events_per_s"),
+    "row-trigger": ("ratio",),
 }
 
 

@@ -53,6 +53,7 @@ class Sizes:
     parked_rows: int = 100_000
     cron_schedules: int = 1_000
     emits: int = 2_000
+    trigger_rows: int = 10_000
     memory_noop: int = 4_000
     memory_steps: int = 400
     pgbench_seconds: float = 5.0
@@ -486,6 +487,44 @@ def emit_rate(sizes: Sizes) -> dict[str, Any]:
         }
     reset_tables()
     return result
+
+
+# -- 12. row triggers -------------------------------------------------------------------
+
+
+def row_trigger(sizes: Sizes) -> dict[str, Any]:
+    """``bulk_create`` of ``trigger_rows`` rows in one transaction into a table a task
+    subscribes to (``on_model(..., "insert")``: one execution per row), against the same
+    into a table of the same shape that no task subscribes to; three of each, alternated,
+    the best of each counts."""
+    from django.db import transaction
+
+    from benchmarks.benchapp.models import PlainRow, TriggeredRow
+
+    def insert(model: Any) -> float:
+        rows = [model(n=n, label=f"row {n}") for n in range(sizes.trigger_rows)]
+        began = time.perf_counter()
+        with transaction.atomic():
+            model.objects.bulk_create(rows, batch_size=2_000)
+        return time.perf_counter() - began
+
+    reset_tables()
+    plain, triggered = [], []
+    for _ in range(3):
+        execute("TRUNCATE benchapp_plainrow, benchapp_triggeredrow")
+        plain.append(insert(PlainRow))
+        triggered.append(insert(TriggeredRow))
+    executions = query(f"SELECT count(*) FROM {EXECUTION}")[0][0]
+    reset_tables()
+    execute("TRUNCATE benchapp_plainrow, benchapp_triggeredrow")
+    if executions != 3 * sizes.trigger_rows:
+        raise BenchmarkFailure(f"{executions} executions for {3 * sizes.trigger_rows} rows")
+    return {
+        "rows": sizes.trigger_rows,
+        "plain_ms": min(plain) * 1000,
+        "triggered_ms": min(triggered) * 1000,
+        "ratio": min(triggered) / min(plain),
+    }
 
 
 # -- 7. memory --------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Benchmark tasks: they do no work of their own, so what is measured is the engine."""
 
-from django_conductor import on_event, task
+from django_conductor import on_event, on_model, task
+
+from .models import TriggeredRow
 
 STEPS = 10
 
@@ -42,3 +44,8 @@ def _listener(n: int):
 
 
 LISTENERS = [_listener(n) for n in range(1, 10)]
+
+
+@task(name="bench-row-inserted", triggers=[on_model(TriggeredRow, "insert")], invocable=False)
+def row_inserted(event, ctx):
+    return None
