@@ -79,7 +79,18 @@ def start(
 def time_out(owner: Owner, deadline: datetime) -> NoReturn:
     """Record the timeout as the invoke step's outcome and cancel the child, in one
     transaction fenced on the parent's claim; a child that ends afterwards changes nothing."""
-    reason = f"{TIMEOUT_REASON} at step {owner.step_name!r}."
+    if not record_timeout(owner):
+        raise Park(Status.PENDING, run_in=0.0)  # the child's end came first: replay with it
+    raise child_error(owner.step_name, timeout_reason(owner.step_name), deadline)
+
+
+def timeout_reason(step_name: str) -> str:
+    return f"{TIMEOUT_REASON} at step {step_name!r}."
+
+
+def record_timeout(owner: Owner) -> bool:
+    """``time_out``'s write: False when the child's end was recorded first."""
+    reason = timeout_reason(owner.step_name)
     with owner.conn.transaction(), server_cursor(owner.conn) as cursor:
         timed_out = time_out_child(
             cursor,
@@ -92,6 +103,4 @@ def time_out(owner: Owner, deadline: datetime) -> NoReturn:
             raise LeaseLost(owner.step_name)
         if timed_out.recorded and timed_out.child_id is not None:
             cancel_tree(cursor, timed_out.child_id, reason)
-    if not timed_out.recorded:
-        raise Park(Status.PENDING, run_in=0.0)  # the child's end came first: replay with it
-    raise child_error(owner.step_name, reason, deadline)
+    return timed_out.recorded

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from django.utils import timezone
 
-from . import children, payloads
+from . import children, parallel, payloads
 from .call_guards import CallGuards
 from .clock import DatabaseClock
 from .conf import seconds
@@ -207,6 +207,14 @@ class Context(TriggerCalls):
             children.time_out(self._owner(step_name), recorded.wake_at)
         raise Park(Status.WAITING, recorded.wake_at)
 
+    def invoke_all(self, step_name: str, calls: Any, **options: Any) -> list[Any]:
+        """Start a child per ``(task, payload)`` together, park until all have ended, and
+        return their results in order; or raise the first child's failure once all have
+        ended (``timeout`` and ``queue`` as for ``invoke``)."""
+        return parallel.invoke_all(
+            self._guards, self._owner, self._clock, step_name, calls, **options
+        )
+
     def _owner(self, step_name: str) -> children.Owner:
         return children.Owner(self._conn, self.execution_id, self._claims, step_name)
 
@@ -255,6 +263,9 @@ class AsyncContext:
 
     async def unschedule(self, task: Task | str, schedule_name: str) -> bool:
         return self._sync.unschedule(task, schedule_name)
+
+    async def invoke_all(self, step_name: str, calls: Any, **options: Any) -> list[Any]:
+        return self._sync.invoke_all(step_name, calls, **options)
 
     async def emit(self, event_name: str, payload: Any = None) -> list[Any]:
         return self._sync.emit(event_name, payload)

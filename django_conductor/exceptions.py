@@ -79,13 +79,15 @@ TIMEOUT_REASON = "Timed out: the parent stopped waiting"
 
 
 def child_error(
-    step_name: str, error: str, deadline: datetime | None
+    step_name: str, error: str, deadline: datetime | None, *, among: bool = False
 ) -> ChildExecutionFailed | ChildExecutionTimeout:
     """What an invoke step that finished with ``error`` raises: the same on its first run,
-    on every replay, and as ``retry`` compares it with the parent's error."""
+    on every replay, and as ``retry`` compares it with the parent's error. A child
+    ``among`` others (``ctx.invoke_all``) is named."""
     if error.startswith(TIMEOUT_REASON):
         by = deadline.astimezone(UTC).isoformat(timespec="seconds") if deadline else "its deadline"
         return ChildExecutionTimeout(
             f"Child {step_name!r} did not finish by {by}; it was cancelled."
         )
-    return ChildExecutionFailed(f"Child execution failed: {error}")
+    named = f" (child {step_name!r})" if among else ""
+    return ChildExecutionFailed(f"Child execution failed: {error}{named}")

@@ -82,9 +82,10 @@ def _retry_locked(executions: ExecutionManager[Execution], execution_id: int) ->
     # Children it was waiting on (a cancel took them with it) start again; it waits anew.
     child_ids = list(invokes.filter(finished_at__isnull=True).values_list("child_id", flat=True))
     failed = invokes.filter(finished_at__isnull=False).exclude(error="").order_by("-id").first()
-    if failed is not None and execution.error == str(
-        child_error(failed.name, failed.error, failed.wake_at)
-    ):
+    if failed is not None and execution.error in {
+        str(child_error(failed.name, failed.error, failed.wake_at, among=among))
+        for among in (False, True)
+    }:
         # The last child failure, and the very error the execution failed with: it did not
         # survive it. A child timeout starts afresh: the same length of time from now.
         _restart(execution.steps.filter(pk=failed.pk))

@@ -28,7 +28,17 @@ LAYERS = [
     },
     {"store", "group_commit", "step_writer"},
     {"retrying", "models", "handle", "children", "event_waits", "triggers"},
-    {"call_guards", "trigger_calls", "context", "api", "definition", "checks", "devdb", "apps"},
+    {
+        "call_guards",
+        "trigger_calls",
+        "parallel",
+        "context",
+        "api",
+        "definition",
+        "checks",
+        "devdb",
+        "apps",
+    },
     {"worker", "admin", "templatetags", "management", "migrations"},
 ]
 

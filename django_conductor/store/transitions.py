@@ -36,8 +36,9 @@ class StatusChange(NamedTuple):
     ready: bool
 
 
-#: Record a finished child's outcome as its parent's step and wake the parent; a parent
-#: still running is flagged so that it does not park after missing the wake-up. An outcome
+#: Record a finished child's outcome as its parent's step and wake the parent once it has
+#: no open child left; a parent still running is flagged so that it does not park after
+#: missing the wake-up. An outcome
 #: is recorded once: a step already finished (a timeout came first) is left as it is. A child
 #: cancelled while its parent has a cancel requested went with its parent's cancel, which is
 #: no outcome for the parent to see: the step stays open, and retrying the parent retries
@@ -53,13 +54,22 @@ WITH finished AS (
     WHERE c.id = ANY(%(ids)s::bigint[]) AND s.child_id = c.id AND s.execution_id = p.id
         AND s.finished_at IS NULL AND c.status IN {FINISHED}
         AND NOT (c.status = {CANCELLED} AND p.cancel_requested_at IS NOT NULL)
-    RETURNING s.execution_id
+    RETURNING s.id, s.execution_id
+), woken AS (
+    -- A parent waits on all its open children (ctx.invoke_all): it runs again once the last
+    -- of them has ended, not at each one.
+    SELECT DISTINCT f.execution_id AS id FROM finished f
+    WHERE NOT EXISTS (
+        SELECT FROM {STEP} o
+        WHERE o.execution_id = f.execution_id AND o.kind = 'invoke' AND o.finished_at IS NULL
+            AND o.id NOT IN (SELECT id FROM finished)
+    )
 )
 UPDATE {EXECUTION} p SET
     status = CASE WHEN p.status = {WAITING} THEN {PENDING} ELSE p.status END,
     run_at = CASE WHEN p.status = {WAITING} THEN now() ELSE p.run_at END,
     wake_pending = p.status = {RUNNING}
-FROM finished f WHERE p.id = f.execution_id
+FROM woken w WHERE p.id = w.id
 RETURNING p.id, p.status, p.queue
 """
 

@@ -4,7 +4,7 @@ from django_conductor import EventTimeout, task
 
 from .models import SideEffect
 
-__all__ = ["awaits_approval", "awaits_or_escalates"]
+__all__ = ["awaits_approval", "awaits_or_escalates", "fans_out"]
 
 
 @task(name="awaits-approval")
@@ -25,3 +25,11 @@ def awaits_or_escalates(event, ctx):
         return ctx.wait_for_event("approval", "order.approved", timeout=3600)
     except EventTimeout as exc:
         return f"escalated: {exc}"
+
+
+@task(name="fans-out")
+def fans_out(event, ctx):
+    calls = [("echo", n) for n in range(event.payload["n"])]
+    if event.payload.get("one_fails"):
+        calls.insert(1, ("non-retryable", None))
+    return ctx.invoke_all("all", calls)
