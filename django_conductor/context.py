@@ -267,6 +267,9 @@ class AsyncContext:
     async def invoke_all(self, step_name: str, calls: Any, **options: Any) -> list[Any]:
         return self._sync.invoke_all(step_name, calls, **options)
 
+    async def cancel(self, execution_id: int, reason: str | None = None) -> bool:
+        return self._sync.cancel(execution_id, reason)
+
     async def emit(self, event_name: str, payload: Any = None) -> list[Any]:
         return self._sync.emit(event_name, payload)
 

@@ -1,5 +1,6 @@
-"""The ``ctx`` calls of triggers: scheduling, emitting (each recorded as a step, so that a
-replay schedules or emits nothing again) and waiting for an event. A mixin of ``Context``."""
+"""The ``ctx`` calls that reach other work: scheduling, emitting and cancelling (each recorded
+as a step, so that a replay does none of it again), and waiting for an event. A mixin of
+``Context``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import children, event_waits
+from . import api, children, event_waits
 from .call_guards import CallGuards
 from .clock import DatabaseClock
 from .conf import seconds
@@ -69,6 +70,10 @@ class TriggerCalls:
         call = (schedules.unschedule, task, schedule_name)
         return bool(self.step(_step_name("unschedule", task, schedule_name), *call))
 
+    def cancel(self, execution_id: int, reason: str | None = None) -> bool:
+        """``django_conductor.cancel()``, as a step named ``cancel #<id>``."""
+        return bool(self.step(f"cancel #{execution_id}", _cancel, execution_id, reason))
+
     def emit(self, event_name: str, payload: Any = None) -> list[ExecutionHandle]:
         """``django_conductor.emit()``, as a step named ``emit '<event>'`` (``#2``, ``#3``
         for the same event emitted again in one run)."""
@@ -78,6 +83,10 @@ class TriggerCalls:
         name = f"emit {event_name!r}" + (f" #{count}" if count > 1 else "")
         ids = self.step(name[:200], _emit_ids, event_name, payload)
         return [ExecutionHandle(execution_id) for execution_id in ids]
+
+
+def _cancel(execution_id: int, reason: str | None) -> bool:
+    return api.cancel(execution_id, reason) if reason is not None else api.cancel(execution_id)
 
 
 def _emit_ids(event_name: str, payload: Any) -> list[int]:

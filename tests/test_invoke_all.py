@@ -1,5 +1,6 @@
 """ctx.invoke_all: children started together, the parent parked until every one has ended
-and woken once, results in order; a failure raised after the others have ended."""
+and woken once, results in order; a failure raised after the others have ended. And
+ctx.cancel, another call on other executions that is recorded as a step."""
 
 import pytest
 
@@ -54,3 +55,14 @@ def test_ten_children_on_two_workers(worker_process):
     assert parent.status == "completed", [w.output for w in workers]
     assert parent.result == [{"echo": n, "attempt": 1} for n in range(10)]
     assert set(Execution.objects.filter(parent=parent).values_list("claims", flat=True)) == {1}
+
+
+def test_ctx_cancel_is_a_step(run_worker):
+    target = invoke("record", "later", delay=3600)
+    handle = invoke("cancels-another", {"id": target.id})
+    run_worker()
+    assert Execution.objects.get(pk=handle.id).result is True
+    cancelled = Execution.objects.get(pk=target.id)
+    assert (cancelled.status, cancelled.error) == ("cancelled", "not needed any more")
+    (step,) = Step.objects.filter(execution_id=handle.id)
+    assert step.name == f"cancel #{target.id}" and step.result is True

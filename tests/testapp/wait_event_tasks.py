@@ -4,7 +4,7 @@ from django_conductor import EventTimeout, task
 
 from .models import SideEffect
 
-__all__ = ["awaits_approval", "awaits_or_escalates", "fans_out"]
+__all__ = ["awaits_approval", "awaits_or_escalates", "cancels_another", "fans_out"]
 
 
 @task(name="awaits-approval")
@@ -33,3 +33,8 @@ def fans_out(event, ctx):
     if event.payload.get("one_fails"):
         calls.insert(1, ("non-retryable", None))
     return ctx.invoke_all("all", calls)
+
+
+@task(name="cancels-another")
+def cancels_another(event, ctx):
+    return ctx.cancel(event.payload["id"], reason="not needed any more")
