@@ -83,6 +83,15 @@ def test_a_mixed_case_table_name_works():
     assert run.payload["new"]["label"] == "box"
 
 
+def test_a_table_in_another_schema_works_whatever_the_search_path():
+    with connection.cursor() as cursor:
+        cursor.execute("SET search_path TO conductor_other")  # our tables are not on it
+        cursor.execute("INSERT INTO widget (name) VALUES ('gear')")
+        cursor.execute("RESET search_path")
+    (run,) = started("on-widget")
+    assert (run.payload["table"], run.payload["new"]["name"]) == ("widget", "gear")
+
+
 def test_the_subscribers_run_with_the_event_name_and_the_row(run_worker):
     Order.objects.create(total=120)
     run_worker()
@@ -97,13 +106,13 @@ def handler(event, ctx):
 
 def test_triggers_follow_the_code_on_migrate_and_a_missing_one_is_e008():
     names = {t.name for t in installed_now()}
-    assert len(names) == 4
+    assert len(names) == 5
     extra = task(name="on-order-noted", triggers=[on_model(Order, "update", ["note"])])(handler)
     try:
         errors = [e for e in checks.run_checks(databases=["default"]) if e.id.endswith("E008")]
         assert len(errors) == 1 and "on-order-noted" in errors[0].msg
         call_command("migrate", verbosity=0)  # its post_migrate installs what is missing
-        assert len(installed_now()) == 5
+        assert len(installed_now()) == 6
         assert not [e for e in checks.run_checks(databases=["default"]) if e.id.endswith("E008")]
         order = Order.objects.create()
         Order.objects.filter(pk=order.pk).update(note="hello")

@@ -33,3 +33,16 @@ class Shipment(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+
+class Widget(models.Model):
+    """A table in a schema of its own (made by this app's migration 0003)."""
+
+    name = models.TextField()
+
+    class Meta:
+        managed = False
+        db_table = '"conductor_other"."widget"'
+
+    def __str__(self) -> str:
+        return self.name

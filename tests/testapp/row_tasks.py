@@ -6,7 +6,13 @@ from django_conductor import on_model, task
 
 from .models import Order, SideEffect
 
-__all__ = ["on_order_deleted", "on_order_inserted", "on_order_total_changed", "on_shipment"]
+__all__ = [
+    "on_order_deleted",
+    "on_order_inserted",
+    "on_order_total_changed",
+    "on_shipment",
+    "on_widget",
+]
 
 
 def _record(event):
@@ -38,4 +44,9 @@ def on_order_deleted(event, ctx):
 
 @task(name="on-shipment", triggers=[on_model("testapp.Shipment", "insert")], invocable=False)
 def on_shipment(event, ctx):
+    _record(event)
+
+
+@task(name="on-widget", triggers=[on_model("testapp.Widget", "insert")], invocable=False)
+def on_widget(event, ctx):
     _record(event)
