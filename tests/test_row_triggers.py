@@ -141,3 +141,20 @@ def test_a_bad_subscription_is_check_error_e007():
     finally:
         for made_task in made:
             registry.unregister(made_task.name)
+
+
+class RolledBack(Exception):
+    pass
+
+
+def test_without_the_executions_table_no_trigger_is_kept():
+    """As after ``migrate django_conductor zero``: a trigger left would fail every write."""
+    with pytest.raises(RolledBack), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE django_conductor_execution RENAME TO conductor_hidden")
+        new, dropped, missing = sync()
+        assert (new, missing, len(dropped)) == ([], [], 5)
+        assert installed_now() == []
+        Order.objects.create(total=1)  # no trigger left to fail on the missing table
+        raise RolledBack
+    assert len(installed_now()) == 5

@@ -186,10 +186,11 @@ class Schema(NamedTuple):
     name: str
 
 
-def execution_table(cursor: Cursor) -> str:
+def execution_table(cursor: Cursor) -> str | None:
+    """The executions table, schema-qualified; None before ``migrate`` made it."""
     execute(cursor, EXECUTION_SCHEMA)
-    (schema,) = rows(cursor, Schema)
-    return _qualified(schema.name, EXECUTION)
+    found = rows(cursor, Schema)
+    return _qualified(found[0].name, EXECUTION) if found else None
 
 
 #: The schema a table name resolves to under the current search_path, or nothing.

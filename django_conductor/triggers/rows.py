@@ -135,9 +135,11 @@ def wanted(cursor: Any) -> tuple[list[RowTrigger], list[str]]:
 
 def sync(using: str = "default") -> tuple[list[RowTrigger], list[store.Installed], list[str]]:
     """Install the wanted triggers that are not there and drop the others, in one
-    transaction: the installed, the dropped, and what could not be installed."""
+    transaction: the installed, the dropped, and what could not be installed. Without the
+    executions table (migrated back to zero, or another database) none is wanted."""
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
-        triggers, missing = wanted(cursor)
+        executions = store.execution_table(cursor)
+        triggers, missing = wanted(cursor) if executions is not None else ([], [])
         names = {trigger.name for trigger in triggers}
         present = store.installed(cursor)
         stale = [old for old in present if old.name not in names]
@@ -145,8 +147,7 @@ def sync(using: str = "default") -> tuple[list[RowTrigger], list[store.Installed
             store.drop(cursor, old)
         there = {old.name for old in present}
         new = [trigger for trigger in triggers if trigger.name not in there]
-        if new:
-            executions = store.execution_table(cursor)
+        if executions is not None:
             for trigger in new:
                 store.install(cursor, trigger, executions)
     return new, stale, missing

@@ -46,11 +46,7 @@ def put(
         kind=kind,
     )
     if row.kind != kind:
-        where = (
-            "in code (task(triggers=[cron(...)]))"
-            if row.kind == ScheduleKind.STATIC
-            else ("by schedule()")
-        )
+        where = "in code, by cron(...)" if row.kind == ScheduleKind.STATIC else "by schedule()"
         raise ValueError(
             f"Task {task.name!r} has a schedule named {name!r} made {where}: give this one "
             "another name."
