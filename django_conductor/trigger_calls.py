@@ -40,7 +40,7 @@ class TriggerCalls:
         timeout: float | timedelta | None = None,
     ) -> Any:
         """Park, holding no worker, until ``emit(event_name, payload)`` with a payload that
-        has ``match``'s top-level values (all of them, when None); return that payload.
+        has ``match``'s top-level values (any payload, when None); return that payload.
         Only events emitted after the wait began count. With ``timeout``, raises
         ``EventTimeout`` once it passes, on this run and every replay."""
         match_json = event_waits.match_text(event_name, match)
