@@ -75,3 +75,34 @@ def test_a_static_schedule_follows_the_code_from_one_start_to_the_next(worker_pr
     start_with(None)  # removed from the code
     assert not Schedule.objects.filter(task_name="static-tick").exists()
     assert not Execution.objects.filter(task_name="static-tick").exists()
+
+
+def test_a_tick_whose_worker_is_killed_runs_once_more_and_keeps_its_next_tick(worker_process):
+    short_lease = {"CONDUCTOR_TEST_LEASE": "2", "CONDUCTOR_TEST_HEARTBEAT_INTERVAL": "0.5"}
+    payload = {"key": "tick", "first": 30, "then": 0.2}
+    schedule("slow-first-run", "new-year", "0 0 1 1 *", payload=payload)
+    stored = Schedule.objects.get(name="new-year")
+    (tick,) = Execution.objects.filter(event_name="new-year")
+    # Its time has come: the tick and the schedule a year back.
+    year = timedelta(days=366)
+    Schedule.objects.filter(pk=stored.pk).update(next_run_at=stored.next_run_at - year)
+    Execution.objects.filter(pk=tick.pk).update(
+        run_at=tick.run_at - year, scheduled_at=tick.scheduled_at - year
+    )
+    worker_a = worker_process("--worker-id", "worker-a", env=short_lease)
+    wait_until(lambda: SideEffect.objects.filter(kind="started", value="tick").exists(), 60)
+    worker_a.signal(signal.SIGKILL)
+    assert worker_a.wait() == -signal.SIGKILL
+    # The next tick is on record already (the worker's first heartbeat or the tick's start made it).
+    upcoming = Execution.objects.get(event_name="new-year", status="pending")
+    assert upcoming.scheduled_at == Schedule.objects.get(pk=stored.pk).next_run_at
+
+    worker_b = worker_process("--worker-id", "worker-b", env=short_lease)
+    wait_until(lambda: Execution.objects.get(pk=tick.pk).status == "completed", 60)
+    worker_b.signal(signal.SIGTERM)
+    assert worker_b.wait(timeout=60) == 0, worker_b.output
+    ran = Execution.objects.get(pk=tick.pk)
+    assert (ran.attempts, ran.claims) == (2, 2)
+    assert SideEffect.objects.filter(kind="finished", value="tick").count() == 1
+    ticks = Execution.objects.filter(event_name="new-year").order_by("scheduled_at")
+    assert [t.pk for t in ticks] == [tick.pk, upcoming.pk]  # no tick twice, none lost
