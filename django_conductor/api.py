@@ -4,7 +4,7 @@ cancel one."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from django.db import connection, transaction
 
@@ -19,6 +19,7 @@ from .options import (
     priority_problem,
     queue_problem,
     run_at_problem,
+    slot_problem,
 )
 from .registry import registry
 from .retrying import retry_execution
@@ -39,9 +40,12 @@ def enqueue(
     priority: int | None = None,
     run_at: datetime | None = None,
     delay: float | timedelta | None = None,
+    throttle: float | timedelta | None = None,
+    debounce: float | timedelta | None = None,
     queue: str | None = None,
 ) -> list[ExecutionHandle]:
-    """Insert executions in the caller's transaction; nothing is stored on bad input."""
+    """Insert executions in the caller's transaction; nothing is stored on bad input. With
+    ``throttle`` or ``debounce`` the dedupe key (if any) names the slot's partition."""
     if not task.invocable:
         raise ConductorError(f"Task {task.name!r} is not invocable; it runs from its triggers.")
     queue = queue if queue is not None else task.queue
@@ -52,6 +56,9 @@ def enqueue(
         run_at_problem(run_at, delay),
         delay_problem(delay),
         None if dedupe_key is None else dedupe_key_problem(dedupe_key),
+        slot_problem("throttle", throttle),
+        slot_problem("debounce", debounce),
+        flow_problem(len(items), run_at, delay, throttle, debounce),
     ):
         checked(problem)
     invocation = executions.Invocation(
@@ -67,6 +74,16 @@ def enqueue(
     if not texts:
         return []
     with tables_required(), connection.cursor() as cursor:
+        key = dedupe_key or ""
+        if throttle is not None:
+            ids = executions.insert_throttled(cursor, invocation, texts, key, seconds(throttle))
+            return [ExecutionHandle(execution_id) for execution_id in ids]
+        if debounce is not None:
+            with transaction.atomic():
+                execution_id = executions.insert_debounced(
+                    cursor, invocation, texts[0], key, seconds(debounce)
+                )
+            return [ExecutionHandle(execution_id)]
         if dedupe_key is None and len(texts) == 1:
             return [ExecutionHandle(executions.insert_one(cursor, invocation, texts[0]))]
         if dedupe_key is None:
@@ -78,9 +95,23 @@ def enqueue(
         return [ExecutionHandle(execution_id)]
 
 
-def invoke(task_name: str, payload: Any = None, **options: Any) -> ExecutionHandle:
-    """``Task.invoke`` by registered name; raises ``UnknownTask`` for an unknown one."""
-    return registry.get(task_name).invoke(payload, **options)
+@overload
+def invoke(
+    task_name: str, payload: Any = None, *, throttle: None = None, **options: Any
+) -> ExecutionHandle: ...
+
+
+@overload
+def invoke(
+    task_name: str, payload: Any = None, *, throttle: float | timedelta, **options: Any
+) -> ExecutionHandle | None: ...
+
+
+def invoke(task_name: str, payload: Any = None, **options: Any) -> ExecutionHandle | None:
+    """``Task.invoke`` by registered name; raises ``UnknownTask`` for an unknown one. With
+    ``throttle``, None when the slot's first call was another."""
+    handle: ExecutionHandle | None = registry.get(task_name).invoke(payload, **options)
+    return handle
 
 
 @tables_required()
@@ -119,6 +150,23 @@ def cancel(execution_id: int, reason: str = "Cancelled by user") -> bool:
     """
     with transaction.atomic(), connection.cursor() as cursor:
         return cancel_tree(cursor, execution_id, reason)
+
+
+def flow_problem(
+    count: int,
+    run_at: datetime | None,
+    delay: float | timedelta | None,
+    throttle: float | timedelta | None,
+    debounce: float | timedelta | None,
+) -> str | None:
+    """The combinations throttle and debounce refuse."""
+    if throttle is not None and debounce is not None:
+        return "Pass throttle or debounce, not both."
+    if debounce is not None and (run_at is not None or delay is not None):
+        return "debounce runs the call at the next slot's start: pass no run_at or delay with it."
+    if debounce is not None and count != 1:
+        return "invoke_many takes no debounce: a slot keeps one call, so invoke() once."
+    return None
 
 
 def _payload_text(task_name: str, payload: Any) -> str:

@@ -11,7 +11,9 @@ from django.db import DatabaseError, connections
 from .conf import PREFIX, Settings
 from .options import is_delay_list, is_positive
 from .registry import registry
-from .triggers.rows import not_installed
+from .triggers.cron import Cron
+from .triggers.events import OnEvent
+from .triggers.rows import OnModel, not_installed
 
 
 @register("django_conductor")
@@ -69,7 +71,7 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     id="django_conductor.E003",
                 )
             )
-        for problem in task.trigger_problems():
+        for problem in trigger_problems(task):
             errors.append(
                 Error(
                     f"Task {task.name!r} ({_where(task.func)}): {problem}.",
@@ -78,7 +80,7 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     id="django_conductor.E007",
                 )
             )
-        for option in task.unenforced_options():
+        for option in unenforced_options(task):
             errors.append(
                 Warning(
                     f"Task {task.name!r} sets {option}, which this version of "
@@ -89,6 +91,43 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+#: Options from the design that later versions enforce; W001 warns when one is set.
+NOT_ENFORCED_YET: dict[str, Any] = {
+    "concurrency": None,
+    "window": None,
+    "remove_on_complete": False,
+    "remove_on_fail": False,
+    "batch": None,
+}
+
+
+def unenforced_options(task: Any) -> list[str]:
+    unenforced = [
+        f"{option}={getattr(task, option)!r}"
+        for option, default in NOT_ENFORCED_YET.items()
+        if getattr(task, option) != default
+    ]
+    others = [t for t in task.triggers if not isinstance(t, Cron | OnEvent | OnModel)]
+    return unenforced + ([f"triggers={others!r}"] if others else [])
+
+
+def trigger_problems(task: Any) -> list[str]:
+    """What is wrong with the task's triggers (E007)."""
+    problems: list[str] = []
+    cron_names: set[str] = set()
+    for trigger in task.triggers:
+        if not isinstance(trigger, Cron | OnEvent | OnModel):
+            continue
+        problem = trigger.problem()
+        if isinstance(trigger, Cron):
+            if problem is None and trigger.name in cron_names:
+                problem = f"two cron schedules are named {trigger.name!r}"
+            cron_names.add(trigger.name)
+        if problem is not None:
+            problems.append(problem)
+    return problems
 
 
 def _where(func: Any) -> str:

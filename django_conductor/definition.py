@@ -5,16 +5,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, overload
+from typing import Any, overload
 
 from .api import enqueue
 from .conf import seconds, settings
 from .handle import ExecutionHandle
 from .options import TASK_OPTIONS
 from .registry import registry
-from .triggers.cron import Cron
-from .triggers.events import OnEvent
-from .triggers.rows import OnModel
 
 RetryDelays = Sequence[float | timedelta] | Callable[[int], float | timedelta]
 
@@ -64,44 +61,6 @@ class Task:
         problems = (check(getattr(self, option)) for option, check in TASK_OPTIONS.items())
         return [problem for problem in problems if problem is not None]
 
-    #: Options from the design that later versions enforce; a check warns when one is set.
-    NOT_ENFORCED_YET: ClassVar[dict[str, Any]] = {
-        "concurrency": None,
-        "window": None,
-        "remove_on_complete": False,
-        "remove_on_fail": False,
-        "batch": None,
-    }
-
-    def unenforced_options(self) -> list[str]:
-        unenforced = [
-            f"{option}={getattr(self, option)!r}"
-            for option, default in self.NOT_ENFORCED_YET.items()
-            if getattr(self, option) != default
-        ]
-        others = [t for t in self.triggers if not isinstance(t, Cron | OnEvent | OnModel)]
-        return unenforced + ([f"triggers={others!r}"] if others else [])
-
-    def trigger_problems(self) -> list[str]:
-        """What is wrong with the task's cron and event triggers, for the system checks."""
-        problems: list[str] = []
-        names: set[str] = set()
-        for trigger in self.triggers:
-            if isinstance(trigger, OnEvent | OnModel):
-                problem = trigger.problem()
-                if problem is not None:
-                    problems.append(problem)
-                continue
-            if not isinstance(trigger, Cron):
-                continue
-            problem = trigger.problem()
-            if problem is None and trigger.name in names:
-                problem = f"two cron schedules are named {trigger.name!r}"
-            names.add(trigger.name)
-            if problem is not None:
-                problems.append(problem)
-        return problems
-
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
 
@@ -113,6 +72,7 @@ class Task:
         """Seconds to wait before ``next_attempt`` (2 for the first retry)."""
         return retry_delay(self.retry_delays, next_attempt)
 
+    @overload
     def invoke(
         self,
         payload: Any = None,
@@ -121,18 +81,51 @@ class Task:
         priority: int | None = None,
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
+        throttle: None = None,
+        debounce: float | timedelta | None = None,
         queue: str | None = None,
-    ) -> ExecutionHandle:
-        """Enqueue one execution, inside the caller's transaction when there is one."""
-        return enqueue(
+    ) -> ExecutionHandle: ...
+
+    @overload
+    def invoke(
+        self,
+        payload: Any = None,
+        *,
+        dedupe_key: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
+        throttle: float | timedelta,
+        debounce: None = None,
+        queue: str | None = None,
+    ) -> ExecutionHandle | None: ...
+
+    def invoke(
+        self,
+        payload: Any = None,
+        *,
+        dedupe_key: str | None = None,
+        priority: int | None = None,
+        run_at: datetime | None = None,
+        delay: float | timedelta | None = None,
+        throttle: float | timedelta | None = None,
+        debounce: float | timedelta | None = None,
+        queue: str | None = None,
+    ) -> ExecutionHandle | None:
+        """Enqueue one execution, inside the caller's transaction when there is one. With
+        ``throttle``, only the first call of each slot is kept: the others return None."""
+        handles = enqueue(
             self,
             [payload],
             dedupe_key=dedupe_key,
             priority=priority,
             run_at=run_at,
             delay=delay,
+            throttle=throttle,
+            debounce=debounce,
             queue=queue,
-        )[0]
+        )
+        return handles[0] if handles else None
 
     def invoke_many(
         self,
@@ -141,11 +134,19 @@ class Task:
         priority: int | None = None,
         run_at: datetime | None = None,
         delay: float | timedelta | None = None,
+        throttle: float | timedelta | None = None,
         queue: str | None = None,
     ) -> list[ExecutionHandle]:
-        """Enqueue one execution per payload in a single statement."""
+        """Enqueue one execution per payload in a single statement (with ``throttle``, only
+        the first of the slot)."""
         return enqueue(
-            self, list(payloads), priority=priority, run_at=run_at, delay=delay, queue=queue
+            self,
+            list(payloads),
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+            throttle=throttle,
+            queue=queue,
         )
 
 

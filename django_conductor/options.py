@@ -96,6 +96,13 @@ def is_delay_list(value: object) -> bool:
     )
 
 
+def slot_problem(option: str, value: object) -> str | None:
+    """``throttle`` and ``debounce``: a slot's length."""
+    if value is None or is_positive(value):
+        return None
+    return f"{option} must be a positive number of seconds or a timedelta, not {value!r}"
+
+
 def handler_problem(func: object) -> str | None:
     return None if callable(func) else f"the handler must be callable, not {func!r}"
 

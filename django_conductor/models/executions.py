@@ -86,6 +86,12 @@ class Execution(models.Model):
     scheduled_at = models.DateTimeField(
         null=True, blank=True, help_text="The cron tick this execution runs for."
     )
+    slot = models.CharField(  # noqa: DJ001
+        max_length=250,
+        null=True,
+        blank=True,
+        help_text="The throttle or debounce slot it holds: kind, key and slot number.",
+    )
     wake_pending = models.BooleanField(
         db_default=False, help_text="A child finished while this execution was running."
     )
@@ -163,6 +169,13 @@ class Execution(models.Model):
                 "parent_step",
                 name="conductor_one_child_per_step",
                 condition=Q(parent__isnull=False),
+            ),
+            # One execution per throttle or debounce slot (and key), however many invoke.
+            models.UniqueConstraint(
+                "task_name",
+                "slot",
+                name="conductor_one_execution_per_slot",
+                condition=Q(slot__isnull=False),
             ),
             # Exactly one execution per schedule tick, however many workers create it.
             models.UniqueConstraint(

@@ -57,6 +57,11 @@ class Created(NamedTuple):
     id: int
 
 
+class CreatedNotified(NamedTuple):
+    id: int
+    notified: Any
+
+
 class Invocation(NamedTuple):
     """What every new execution of one invoke shares."""
 
@@ -94,6 +99,60 @@ def insert_deduped(cursor: Cursor, invocation: Invocation, payload: str, key: st
     execute(cursor, INSERT_DEDUPED, params)
     (created,) = rows(cursor, Created)  # nothing holds the key once it is superseded
     return created.id
+
+
+#: The slot the statement's time falls in, for throttle and debounce: slots of ``seconds``
+#: from the epoch, by the database's clock.
+_SLOT = "floor(extract(epoch FROM statement_timestamp()) / %(seconds)s::float8)::bigint"
+
+#: Keep the first call of each slot (per key); the others store nothing.
+INSERT_THROTTLED = f"""
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot)
+SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
+    't:' || {_SLOT} || ':' || %(key)s
+FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
+ON CONFLICT (task_name, slot) WHERE slot IS NOT NULL DO NOTHING
+RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
+"""
+
+
+def insert_throttled(
+    cursor: Cursor, invocation: Invocation, payloads: list[str], key: str, seconds: float
+) -> list[int]:
+    """The execution stored for this slot, if it is the slot's first call."""
+    params = {**invocation._asdict(), "payloads": payloads, "key": key, "seconds": seconds}
+    execute(cursor, INSERT_THROTTLED, params)
+    return [created.id for created in rows(cursor, CreatedNotified)]
+
+
+#: Keep the last call of each slot (per key), to run at the next slot's start: a later call
+#: replaces the payload while its execution has not started. ``ahead`` is 1 when the slot's
+#: execution had started already: the call then goes to the slot after.
+INSERT_DEBOUNCED = f"""
+WITH slot AS (SELECT {_SLOT} + %(ahead)s AS n)
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot)
+SELECT %(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s,
+    to_timestamp((slot.n + 1) * %(seconds)s::float8), %(max_attempts)s,
+    'd:' || slot.n || ':' || %(key)s
+FROM slot
+ON CONFLICT (task_name, slot) WHERE slot IS NOT NULL
+DO UPDATE SET payload = EXCLUDED.payload, priority = EXCLUDED.priority
+WHERE {EXECUTION}.status = {PENDING} AND {EXECUTION}.claims = 0
+RETURNING id
+"""
+
+
+def insert_debounced(
+    cursor: Cursor, invocation: Invocation, payload: str, key: str, seconds: float
+) -> int:
+    params = {**invocation._asdict(), "payload": payload, "key": key, "seconds": seconds}
+    for ahead in (0, 1):
+        execute(cursor, INSERT_DEBOUNCED, {**params, "ahead": ahead})
+        created = one(cursor, Created)
+        if created is not None:
+            return created.id
+    # Only a slot a second ahead could have started already: not in one call.
+    raise RuntimeError("the next two debounce slots had both started")
 
 
 #: statement_timestamp(), as in the columns' defaults: a row written earlier in the same
