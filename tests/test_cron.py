@@ -15,7 +15,7 @@ from django_conductor.definition import Task
 from django_conductor.models import Execution, Schedule, Step
 from django_conductor.registry import registry
 from django_conductor.triggers.cron import describe, expression_problem, next_tick
-from django_conductor.triggers.schedules import advance_due, sync_static
+from django_conductor.triggers.schedules import advance_due, resume, sync_static
 from tests.conftest import database_now
 
 BERLIN = "Europe/Berlin"
@@ -283,3 +283,24 @@ def test_a_bad_cron_trigger_in_code_is_check_error_e007(registered):
     assert "not JSON" in messages[1] or "JSON cannot hold" in messages[1]
     assert "two cron schedules are named 'same'" in messages[2]
     assert not [e for e in checks.run_checks() if e.id == "django_conductor.W001"]
+
+
+def test_a_stored_schedule_that_no_longer_parses_is_paused_not_a_dead_heartbeat(
+    transactional_db, caplog
+):
+    """A time zone this machine no longer knows (tzdata changed), or an expression a newer
+    cronsim refuses: the heartbeat goes on, and the schedule is paused, saying why."""
+    schedule("tick", "every-minute", "* * * * *")
+    schedule("tick", "other", "* * * * *")
+    as_if_no_worker_ran_for("every-minute", 2)
+    as_if_no_worker_ran_for("other", 2)
+    Schedule.objects.filter(name="every-minute").update(timezone="Atlantis/Capital")
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert advance_due(cursor, ["tick"]) == 1  # the other one
+    broken = Schedule.objects.get(name="every-minute")
+    assert (broken.paused, broken.next_run_at) == (True, None)
+    assert "Atlantis/Capital" in caplog.text and "paused" in caplog.text
+    assert len(pending_ticks("other")) == 2  # its missed tick, and the next
+    with pytest.raises(ValueError, match="Atlantis/Capital"):
+        resume(broken.pk)
+    assert Schedule.objects.get(pk=broken.pk).paused

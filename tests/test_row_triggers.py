@@ -158,3 +158,17 @@ def test_without_the_executions_table_no_trigger_is_kept():
         Order.objects.create(total=1)  # no trigger left to fail on the missing table
         raise RolledBack
     assert len(installed_now()) == 5
+
+
+@pytest.mark.parametrize("when", ["NEW.nope > 1", "NEW.total >>> 1"])
+def test_a_when_postgresql_refuses_is_e008_and_breaks_no_write(when):
+    bad = task(name="bad-when-sql", triggers=[on_model(Order, "insert", when=when)])(handler)
+    try:
+        new, _dropped, missing = sync()  # as migrate runs it: it does not fail
+        assert new == [] and len(missing) == 1 and "bad-when-sql" in missing[0]
+        errors = [e for e in checks.run_checks(databases=["default"]) if e.id.endswith("E008")]
+        assert len(errors) == 1 and "does not work on its table" in errors[0].msg
+        Order.objects.create(total=1)  # no trigger of it to fail the write
+        assert started("bad-when-sql") == []
+    finally:
+        registry.unregister(bad.name)

@@ -121,8 +121,8 @@ class ScheduleAdmin(ModelAdmin):
         for row in queryset.order_by("id"):
             try:
                 outcome = change(row.pk)
-            except UnknownTask as exc:
-                self.message_user(request, str(exc), messages.ERROR)
+            except (UnknownTask, ValueError) as exc:
+                self.message_user(request, f"{row.name}: {exc}", messages.ERROR)
                 continue
             if outcome is None or outcome is False:
                 left.append(row.name)

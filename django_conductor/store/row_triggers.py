@@ -126,6 +126,14 @@ END;
 """
 
 
+def check_when(cursor: Cursor, trigger: RowTrigger) -> None:
+    """Have PostgreSQL read the trigger's ``when`` on its table: a syntax error or an
+    unknown column raises here, at install, rather than in the first write it would fail."""
+    if trigger.when:
+        table = _qualified(trigger.schema, trigger.table)
+        execute(cursor, f'SELECT ({trigger.when}) FROM {table} AS "new", {table} AS "old" LIMIT 0')
+
+
 def _qualified(schema: str | None, name: str) -> str:
     return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, transaction
+from django.db import DatabaseError, connections, transaction
 
 from ..registry import registry
 from ..store import row_triggers as store
@@ -116,8 +116,9 @@ def subscriptions() -> list[tuple[Any, OnModel]]:
     ]
 
 
-def wanted(cursor: Any) -> tuple[list[RowTrigger], list[str]]:
-    """The triggers the code asks for, and what cannot be installed (a missing table)."""
+def wanted(cursor: Any, using: str) -> tuple[list[RowTrigger], list[str]]:
+    """The triggers the code asks for, and what cannot be installed (a missing table, a
+    ``when`` PostgreSQL refuses)."""
     found: list[RowTrigger] = []
     missing: list[str] = []
     for task, subscription in subscriptions():
@@ -129,7 +130,18 @@ def wanted(cursor: Any) -> tuple[list[RowTrigger], list[str]]:
                 f"{meta.db_table!r} does not exist"
             )
             continue
-        found.append(subscription.trigger(task, schema))
+        trigger = subscription.trigger(task, schema)
+        try:
+            with transaction.atomic(using=using):  # a savepoint, or a transaction of its own
+                store.check_when(cursor, trigger)
+        except DatabaseError as exc:
+            problem = str(exc.__cause__ or exc).splitlines()[0]
+            missing.append(
+                f"task {task.name!r}'s when= on {subscription.event_name} does not work on "
+                f"its table: {problem}"
+            )
+            continue
+        found.append(trigger)
     return found, missing
 
 
@@ -139,7 +151,7 @@ def sync(using: str = "default") -> tuple[list[RowTrigger], list[store.Installed
     executions table (migrated back to zero, or another database) none is wanted."""
     with transaction.atomic(using=using), connections[using].cursor() as cursor:
         executions = store.execution_table(cursor)
-        triggers, missing = wanted(cursor) if executions is not None else ([], [])
+        triggers, missing = wanted(cursor, using) if executions is not None else ([], [])
         names = {trigger.name for trigger in triggers}
         present = store.installed(cursor)
         stale = [old for old in present if old.name not in names]
@@ -156,7 +168,7 @@ def sync(using: str = "default") -> tuple[list[RowTrigger], list[store.Installed
 def not_installed(using: str = "default") -> list[str]:
     """Subscriptions whose trigger is not in the database, for the system check."""
     with connections[using].cursor() as cursor:
-        triggers, missing = wanted(cursor)
+        triggers, missing = wanted(cursor, using)
         present = {old.name for old in store.installed(cursor)}
     return missing + [
         f"the trigger for task {t.task!r} on {t.event} is not installed"

@@ -5,6 +5,7 @@ unstarted (cancelled, or no worker ran): missed ticks come to one run, never one
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,8 @@ from .cron import Cron, expression_problem, next_tick, zone_name
 
 if TYPE_CHECKING:
     from ..definition import Task
+
+logger = logging.getLogger("django_conductor.worker")
 
 
 def put(
@@ -76,11 +79,25 @@ def tick_of(task: Task, name: str, payload: str | None) -> store.Tick:
 
 
 def advance(cursor: Cursor, due: Iterable[store.ScheduleRow]) -> int:
-    """Give each due schedule its next tick after now; returns how many were advanced."""
+    """Give each due schedule its next tick after now; returns how many were advanced. One
+    whose stored expression or zone no longer parses (tzdata or cronsim changed under it)
+    is paused, saying why, rather than stopping the heartbeat that advances the others."""
     advanced = 0
     for row in due:
         task = registry.tasks.get(row.task_name)
         if task is None:
+            continue
+        problem = expression_problem(row.expression, row.timezone)
+        if problem is not None:
+            logger.error(
+                "Cron schedule %r of task %r is paused: %s. Schedule it again (or fix its "
+                "cron() trigger) and resume it.",
+                row.name,
+                row.task_name,
+                problem,
+                extra={"action": "schedule_paused", "task": row.task_name},
+            )
+            _set(cursor, row, paused=True, next_run_at=None)
             continue
         next_run_at = next_tick(row.expression, row.timezone, row.now)
         store.insert_tick(cursor, tick_of(task, row.name, row.payload), next_run_at)
@@ -176,11 +193,13 @@ def pause(schedule_id: int) -> bool:
 
 @tables_required()
 def resume(schedule_id: int) -> bool:
-    """Tick again from now: the next tick after now, not the ones missed while paused."""
+    """Tick again from now: the next tick after now, not the ones missed while paused.
+    Raises ``ValueError`` when its expression or zone no longer parses."""
     with transaction.atomic(), connection.cursor() as cursor:
         row = store.lock(cursor, schedule_id)
         if row is None or not row.paused:
             return False
+        checked(expression_problem(row.expression, row.timezone))
         next_run_at = next_tick(row.expression, row.timezone, row.now)
         _set(cursor, row, paused=False, next_run_at=next_run_at)
         store.insert_tick(cursor, _tick(row), next_run_at)
