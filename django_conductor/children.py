@@ -22,7 +22,8 @@ from .registry import registry
 from .replay import LeaseLost, Park
 from .statuses import Status
 from .store.base import server_cursor
-from .store.children import start_child, time_out_child
+from .store.children import start_child
+from .store.steps import time_out_step
 from .store.trees import cancel_tree
 
 if TYPE_CHECKING:
@@ -88,13 +89,15 @@ def timeout_reason(step_name: str) -> str:
     return f"{TIMEOUT_REASON} at step {step_name!r}."
 
 
-def record_timeout(owner: Owner) -> bool:
-    """``time_out``'s write: False when the child's end was recorded first."""
-    reason = timeout_reason(owner.step_name)
+def record_timeout(owner: Owner, reason: str | None = None) -> bool:
+    """Record ``reason`` (a child's timeout by default) as the open step's outcome, in one
+    transaction fenced on the claim, and cancel the step's child if it has one; False when
+    the child's end (or, for an event wait, the event) was recorded first."""
+    reason = reason or timeout_reason(owner.step_name)
     with owner.conn.transaction(), server_cursor(owner.conn) as cursor:
-        timed_out = time_out_child(
+        timed_out = time_out_step(
             cursor,
-            parent_id=owner.execution_id,
+            execution_id=owner.execution_id,
             claims=owner.claims,
             step_name=owner.step_name,
             error=reason,

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 from . import payloads
-from .children import Owner
+from .children import Owner, record_timeout
 from .exceptions import EventTimeout, PayloadError
 from .options import checked, name_problem
 from .replay import LeaseLost, Park
 from .statuses import Status
 from .store.base import server_cursor
-from .store.waits import start_wait, time_out_wait
+from .store.waits import start_wait
 
 #: What a wait that timed out has on record as its error.
 EVENT_TIMEOUT = "Timed out waiting for the event"
@@ -55,17 +55,7 @@ def start(owner: Owner, event_name: str, match: str | None, timeout: float | Non
 
 def time_out(owner: Owner, deadline: datetime) -> NoReturn:
     """Record the timeout as the wait's outcome; an event that came first wins."""
-    with owner.conn.transaction(), server_cursor(owner.conn) as cursor:
-        timed_out = time_out_wait(
-            cursor,
-            execution_id=owner.execution_id,
-            claims=owner.claims,
-            step_name=owner.step_name,
-            error=EVENT_TIMEOUT,
-        )
-    if timed_out is None:
-        raise LeaseLost(owner.step_name)
-    if not timed_out.recorded:
+    if not record_timeout(owner, EVENT_TIMEOUT):
         raise Park(Status.PENDING, run_in=0.0)  # the event came first: replay with it
     raise timeout_error(owner.step_name, deadline)
 

@@ -1,5 +1,6 @@
-"""Child executions, as ``ctx.invoke`` starts and times them out: each a statement fenced on
-the parent's claim, so that a parent that lost its lease starts or ends no child."""
+"""Child executions, as ``ctx.invoke`` starts them: a statement fenced on the parent's claim,
+so that a parent that lost its lease starts no child (``store.steps.time_out_step`` records
+a child's timeout)."""
 
 from __future__ import annotations
 
@@ -78,38 +79,3 @@ def start_child(
     }
     execute(cursor, START_CHILD, params)
     return one(cursor, ChildStarted)
-
-
-#: A child invoke's timeout, recorded as the outcome of the parent's step (fenced on the
-#: parent's claim) in the transaction that then cancels the child: whichever of the timeout
-#: and the child's end is recorded first is the step's outcome for good. Returns (recorded,
-#: the child's id), or nothing when the claim lost the execution.
-TIME_OUT_CHILD = f"""
-WITH owner AS (
-    SELECT id FROM {EXECUTION}
-    WHERE id = %(id)s AND claims = %(claims)s AND status = {RUNNING}
-    FOR NO KEY UPDATE
-), timed_out AS (
-    UPDATE {STEP} s SET error = %(error)s, finished_at = now()
-    FROM owner
-    WHERE s.execution_id = owner.id AND s.name = %(name)s AND s.kind = 'invoke'
-        AND s.finished_at IS NULL
-    RETURNING s.child_id
-)
-SELECT EXISTS (SELECT FROM timed_out), (SELECT child_id FROM timed_out) FROM owner
-"""
-
-
-class TimedOut(NamedTuple):
-    #: The timeout is the step's outcome (the child had not ended first).
-    recorded: bool
-    child_id: int | None
-
-
-def time_out_child(
-    cursor: psycopg.Cursor, *, parent_id: int, claims: int, step_name: str, error: str
-) -> TimedOut | None:
-    """None when the parent's claim lost the execution."""
-    params = {"id": parent_id, "claims": claims, "name": step_name, "error": error}
-    execute(cursor, TIME_OUT_CHILD, params)
-    return one(cursor, TimedOut)

@@ -19,6 +19,7 @@ from .base import (
     execute,
     rows,
 )
+from .executions import Created
 
 EMIT = f"""
 WITH ins AS (
@@ -71,10 +72,6 @@ class Subscriber(NamedTuple):
     payload: str
     priority: int
     max_attempts: int
-
-
-class Created(NamedTuple):
-    id: int
 
 
 def emit(cursor: Cursor, event: str, payload: str, subscribers: list[Subscriber]) -> list[int]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .base import EXECUTION, RUNNING, STEP, Cursor, claim_pairs, columns, execute, rows
+from .base import EXECUTION, RUNNING, STEP, Cursor, claim_pairs, columns, execute, one, rows
 
 #: Record the steps of several executions in one statement, each only while its claim
 #: still owns the execution; returns the recorded (execution, name) pairs with the wake
@@ -100,3 +100,37 @@ class Held(NamedTuple):
 def still_held(cursor: Cursor, keys: Iterable[tuple[int, int]]) -> list[Held]:
     execute(cursor, STILL_HELD, claim_pairs(keys))
     return rows(cursor, Held)
+
+
+#: A child invoke's or an event wait's timeout, recorded as the step's outcome, fenced on
+#: the claim: whichever of the timeout and the child's end (or the event) is recorded first
+#: is the step's outcome for good. Returns (recorded, the child's id if any), or nothing
+#: when the claim lost the execution.
+TIME_OUT_STEP = f"""
+WITH owner AS (
+    SELECT id FROM {EXECUTION}
+    WHERE id = %(id)s AND claims = %(claims)s AND status = {RUNNING}
+    FOR NO KEY UPDATE
+), timed_out AS (
+    UPDATE {STEP} s SET error = %(error)s, finished_at = now()
+    FROM owner
+    WHERE s.execution_id = owner.id AND s.name = %(name)s AND s.finished_at IS NULL
+    RETURNING s.child_id
+)
+SELECT EXISTS (SELECT FROM timed_out), (SELECT child_id FROM timed_out) FROM owner
+"""
+
+
+class TimedOut(NamedTuple):
+    #: The timeout is the step's outcome (the child, or the event, had not come first).
+    recorded: bool
+    child_id: int | None
+
+
+def time_out_step(
+    cursor: Cursor, *, execution_id: int, claims: int, step_name: str, error: str
+) -> TimedOut | None:
+    """None when the claim lost the execution."""
+    params = {"id": execution_id, "claims": claims, "name": step_name, "error": error}
+    execute(cursor, TIME_OUT_STEP, params)
+    return one(cursor, TimedOut)

@@ -1,6 +1,6 @@
 """Waiting for a custom event: the wait is a step of kind ``event`` that names the event and
-the payload values it needs, recorded and timed out here; ``store.events`` delivers an
-emitted payload to it."""
+the payload values it needs, recorded here; ``store.events`` delivers an emitted payload to
+it, and ``store.steps.time_out_step`` records its timeout."""
 
 from __future__ import annotations
 
@@ -57,34 +57,3 @@ def start_wait(
     }
     execute(cursor, START_WAIT, params)
     return one(cursor, WaitStarted)
-
-
-#: The wait's timeout as its outcome, fenced on the claim: whichever of the timeout and the
-#: event is recorded first is the wait's outcome for good.
-TIME_OUT_WAIT = f"""
-WITH owner AS (
-    SELECT id FROM {EXECUTION}
-    WHERE id = %(id)s AND claims = %(claims)s AND status = {RUNNING}
-    FOR NO KEY UPDATE
-), timed_out AS (
-    UPDATE {STEP} s SET error = %(error)s, finished_at = now()
-    FROM owner
-    WHERE s.execution_id = owner.id AND s.name = %(name)s AND s.kind = 'event'
-        AND s.finished_at IS NULL
-    RETURNING s.id
-)
-SELECT EXISTS (SELECT FROM timed_out) FROM owner
-"""
-
-
-class TimedOut(NamedTuple):
-    recorded: bool
-
-
-def time_out_wait(
-    cursor: Cursor, *, execution_id: int, claims: int, step_name: str, error: str
-) -> TimedOut | None:
-    """None when the claim lost the execution."""
-    params = {"id": execution_id, "claims": claims, "name": step_name, "error": error}
-    execute(cursor, TIME_OUT_WAIT, params)
-    return one(cursor, TimedOut)

@@ -108,7 +108,7 @@ class Claimed:
         return replace(self, attempt=self.attempt + 1, prefetched=False)
 
     @property
-    def awaits_child(self) -> bool:
+    def awaits_wake(self) -> bool:
         """A child (or an emitted event) may finish one of this execution's steps at any
         moment."""
         return any(s.kind in ("invoke", "event") and not s.finished for s in self.steps.values())
@@ -126,7 +126,7 @@ def reread_child_steps(cursor: psycopg.Cursor, claims: list[Claimed]) -> None:
     """Read again the steps of claimed executions that wait on a child, now that the claim
     has committed: a child that finished just before the claim is seen, and one finishing
     after it finds its parent running and flags it (``wake_pending``)."""
-    waiting = {claimed.id: claimed for claimed in claims if claimed.awaits_child}
+    waiting = {claimed.id: claimed for claimed in claims if claimed.awaits_wake}
     if not waiting:
         return
     for found in steps_of(cursor, list(waiting)):
