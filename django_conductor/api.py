@@ -69,6 +69,7 @@ def enqueue(
         # An absolute run time, or else the delay in seconds for the database to add.
         run_at=run_at,
         delay=0.0 if delay is None else seconds(delay),
+        limit_key=task.limit_key,
     )
     texts = [_payload_text(task.name, item) for item in items]
     if not texts:

@@ -68,6 +68,7 @@ def start(
             payload=text,
             priority=child.priority,
             max_attempts=child.max_attempts,
+            limit_key=child.limit_key,
             timeout=None if timeout is None else seconds(timeout),
         )
     if started is None or not (started.cancelling or started.step_created):

@@ -30,6 +30,7 @@ class Task:
         retry_delays: RetryDelays | None = None,
         priority: int = 0,
         concurrency: int | None = None,
+        concurrency_key: str | None = None,
         window: tuple[str, str] | None = None,
         remove_on_complete: bool = False,
         remove_on_fail: bool = False,
@@ -45,6 +46,7 @@ class Task:
         self.retry_delays = retry_delays
         self.priority = priority
         self.concurrency = concurrency
+        self.concurrency_key = concurrency_key
         self.window = window
         self.remove_on_complete = remove_on_complete
         self.remove_on_fail = remove_on_fail
@@ -58,8 +60,20 @@ class Task:
         self.__wrapped__ = func
 
     def _invalid_values(self) -> list[str]:
-        problems = (check(getattr(self, option)) for option, check in TASK_OPTIONS.items())
+        problems = [check(getattr(self, option)) for option, check in TASK_OPTIONS.items()]
+        if self.concurrency_key is not None and self.concurrency is None:
+            problems.append(
+                f"concurrency_key={self.concurrency_key!r} needs a limit: set concurrency too"
+            )
         return [problem for problem in problems if problem is not None]
+
+    @property
+    def limit_key(self) -> str | None:
+        """What its new executions' concurrency key is made from: None with no limit, ''
+        for one limit across the task, else the payload field it is counted per."""
+        if self.concurrency is None:
+            return None
+        return self.concurrency_key or ""
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"

@@ -77,6 +77,16 @@ def optional_count_problem(option: str, value: object) -> str | None:
     return f"{option} must be None or an integer of at least 1, not {value!r}"
 
 
+def concurrency_key_problem(value: object) -> str | None:
+    """A payload field, as a dotted path (``"customer.id"``), or None."""
+    if value is None or (isinstance(value, str) and len(value) <= 200 and all(value.split("."))):
+        return None
+    return (
+        "concurrency_key must be None or the name of a payload field (a dotted path such as "
+        f"'customer.id' for a nested one), not {value!r}"
+    )
+
+
 def retry_delays_problem(value: object) -> str | None:
     if value is None or callable(value) or is_delay_list(value):
         return None
@@ -134,6 +144,7 @@ TASK_OPTIONS: dict[str, Callable[[object], str | None]] = {
     "max_attempts": max_attempts_problem,
     "priority": priority_problem,
     "concurrency": lambda value: optional_count_problem("concurrency", value),
+    "concurrency_key": concurrency_key_problem,
     "batch": lambda value: optional_count_problem("batch", value),
     "retry_delays": retry_delays_problem,
     "func": handler_problem,

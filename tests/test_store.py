@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from django_conductor.models import (
+    ConcurrencyLimit,
     Execution,
     FailedExecution,
     Schedule,
@@ -55,5 +56,6 @@ def test_the_store_names_the_tables_the_models_name():
     assert FailedExecution._meta.db_table == base.FAILURES
     assert WorkerHeartbeat._meta.db_table == base.HEARTBEAT
     assert Schedule._meta.db_table == base.SCHEDULE
-    models = (Execution, Step, FailedExecution, WorkerHeartbeat, Schedule)
+    assert ConcurrencyLimit._meta.db_table == base.LIMIT
+    models = (Execution, Step, FailedExecution, WorkerHeartbeat, Schedule, ConcurrencyLimit)
     assert set(base.TABLES) == {model._meta.db_table for model in models}

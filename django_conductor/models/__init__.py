@@ -11,6 +11,7 @@ from ..statuses import Status as Status
 from .executions import Execution as Execution
 from .executions import ExecutionManager as ExecutionManager
 from .executions import ExecutionQuerySet as ExecutionQuerySet
+from .limits import ConcurrencyLimit as ConcurrencyLimit
 from .schedules import Schedule as Schedule
 from .steps import FailedExecution as FailedExecution
 from .steps import FailedExecutionQuerySet as FailedExecutionQuerySet

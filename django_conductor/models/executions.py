@@ -92,6 +92,13 @@ class Execution(models.Model):
         blank=True,
         help_text="The throttle or debounce slot it holds: kind, key and slot number.",
     )
+    concurrency_key = models.CharField(  # noqa: DJ001
+        max_length=200,
+        null=True,
+        blank=True,
+        help_text="Its task's concurrency limit counts it under this key; empty when the "
+        "limit is task-wide, null when its task has none.",
+    )
     wake_pending = models.BooleanField(
         db_default=False, help_text="A child finished while this execution was running."
     )
@@ -127,7 +134,19 @@ class Execution(models.Model):
                 "run_at",
                 "id",
                 name="conductor_claimable",
-                condition=Q(status__in=CLAIMABLE),
+                condition=Q(status__in=CLAIMABLE, concurrency_key__isnull=True),
+            ),
+            # The same for the executions of tasks with a concurrency limit, which only the
+            # limited claim reads (store.limits): each ready row is in one of the two, so a
+            # limited task's backlog is never read through by the claims of the others.
+            models.Index(
+                "task_name",
+                models.F("priority").desc(),
+                "run_at",
+                "id",
+                name="conductor_claimable_limited",
+                include=["concurrency_key"],
+                condition=Q(status__in=CLAIMABLE, concurrency_key__isnull=False),
             ),
             models.Index(
                 "lease_expires_at", name="conductor_running", condition=Q(status=Status.RUNNING)

@@ -20,7 +20,8 @@ STEP = "django_conductor_step"
 FAILURES = "django_conductor_failedexecution"
 HEARTBEAT = "django_conductor_workerheartbeat"
 SCHEDULE = "django_conductor_schedule"
-TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT, SCHEDULE)
+LIMIT = "django_conductor_concurrencylimit"
+TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT, SCHEDULE, LIMIT)
 
 #: Channel a worker listens on; the payload is the queue that has new work.
 READY_CHANNEL = "django_conductor_ready"
@@ -50,6 +51,17 @@ CANCELLED = literal(Status.CANCELLED)
 CLAIMABLE = literals(_CLAIMABLE)
 LIVE = literals(_LIVE)
 FINISHED = literals(_FINISHED)
+
+
+def concurrency_key(spec: str, payload: str) -> str:
+    """The SQL for a new execution's ``concurrency_key``, from its task's key ``spec`` (an
+    SQL text: NULL for a task with no limit, '' for a task-wide limit, else a dotted path
+    into the payload) and its ``payload`` (SQL jsonb). Computed by PostgreSQL from the stored
+    payload on every path that creates executions, triggers included, so that all agree."""
+    return (
+        f"(CASE WHEN {spec} IS NULL THEN NULL WHEN {spec} = '' THEN '' "
+        f"ELSE left(coalesce({payload} #>> string_to_array({spec}, '.'), ''), 200) END)"
+    )
 
 
 class Cursor(Protocol):

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import psycopg
 
-from .base import EXECUTION, READY_CHANNEL, RUNNING, STEP, execute, one
+from .base import EXECUTION, READY_CHANNEL, RUNNING, STEP, concurrency_key, execute, one
 
 #: Create a child execution and the parent's step that waits for it, in one statement;
 #: the unique (parent, parent_step) pair makes a replay unable to create a second child.
@@ -24,9 +24,9 @@ WITH owner AS (
     FOR SHARE
 ), child AS (
     INSERT INTO {EXECUTION} (task_name, queue, payload, priority, max_attempts, parent_id,
-                             parent_step)
+                             parent_step, concurrency_key)
     SELECT %(task_name)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
-           owner.id, %(name)s
+           owner.id, %(name)s, {concurrency_key("%(limit_key)s::text", "%(payload)s::jsonb")}
     FROM owner WHERE NOT owner.cancelling
     ON CONFLICT (parent_id, parent_step) WHERE parent_id IS NOT NULL
     DO UPDATE SET parent_step = EXCLUDED.parent_step
@@ -63,6 +63,7 @@ def start_child(
     payload: str,
     priority: int,
     max_attempts: int,
+    limit_key: str | None,
     timeout: float | None,
 ) -> ChildStarted | None:
     """None when the parent's claim lost the execution."""
@@ -75,6 +76,7 @@ def start_child(
         "payload": payload,
         "priority": priority,
         "max_attempts": max_attempts,
+        "limit_key": limit_key,
         "timeout": timeout,
     }
     execute(cursor, START_CHILD, params)

@@ -16,6 +16,7 @@ from .base import (
     STEP,
     WAITING,
     Cursor,
+    concurrency_key,
     execute,
     rows,
 )
@@ -23,11 +24,13 @@ from .executions import Created
 
 EMIT = f"""
 WITH ins AS (
-    INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, priority, max_attempts)
-    SELECT t.task, t.queue, %(event)s, t.payload::jsonb, t.priority, t.max_attempts
+    INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, priority, max_attempts,
+                             concurrency_key)
+    SELECT t.task, t.queue, %(event)s, t.payload::jsonb, t.priority, t.max_attempts,
+        {concurrency_key("t.limit_key", "t.payload::jsonb")}
     FROM unnest(%(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
-                %(priorities)s::int[], %(max_attempts)s::int[]) WITH ORDINALITY
-        AS t(task, queue, payload, priority, max_attempts, n)
+                %(priorities)s::int[], %(max_attempts)s::int[], %(limit_keys)s::text[])
+        WITH ORDINALITY AS t(task, queue, payload, priority, max_attempts, limit_key, n)
     ORDER BY t.n
     RETURNING id
 ), waiting AS (
@@ -72,6 +75,8 @@ class Subscriber(NamedTuple):
     payload: str
     priority: int
     max_attempts: int
+    #: Its task's concurrency key spec (``Task.limit_key``).
+    limit_key: str | None
 
 
 def emit(cursor: Cursor, event: str, payload: str, subscribers: list[Subscriber]) -> list[int]:
@@ -84,6 +89,7 @@ def emit(cursor: Cursor, event: str, payload: str, subscribers: list[Subscriber]
         "payloads": [s.payload for s in subscribers],
         "priorities": [s.priority for s in subscribers],
         "max_attempts": [s.max_attempts for s in subscribers],
+        "limit_keys": [s.limit_key for s in subscribers],
     }
     execute(cursor, EMIT, params)
     return [created.id for created in rows(cursor, Created)]

@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from .base import EXECUTION, LIVE, PENDING, READY_CHANNEL, Cursor, execute, one, rows
+from .base import (
+    EXECUTION,
+    LIVE,
+    PENDING,
+    READY_CHANNEL,
+    Cursor,
+    concurrency_key,
+    execute,
+    one,
+    rows,
+)
 
 #: A live execution with a dedupe key: the key is unique among these.
 LIVE_PREDICATE = f"dedupe_key IS NOT NULL AND NOT superseded AND status IN {LIVE}"
@@ -19,10 +29,15 @@ RUN_AT = (
     "statement_timestamp() + make_interval(secs => %(delay)s::float8))"
 )
 
+#: The new execution's concurrency key, from the invocation's ``limit_key``.
+_KEY = "%(limit_key)s::text"
+
 INSERT_MANY = f"""
 WITH ins AS (
-    INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
-    SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s
+    INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts,
+                             concurrency_key)
+    SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
+        {concurrency_key(_KEY, "p::jsonb")}
     FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
     RETURNING id
 )
@@ -30,17 +45,21 @@ SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS noti
 """
 
 INSERT_ONE = f"""
-INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts)
-VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s)
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts,
+                         concurrency_key)
+VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
+        {concurrency_key(_KEY, "%(payload)s::jsonb")})
 RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
 """
 
 INSERT_DEDUPED = f"""
-INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key)
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key,
+                         concurrency_key)
 VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-        %(dedupe_key)s)
+        %(dedupe_key)s, {concurrency_key(_KEY, "%(payload)s::jsonb")})
 ON CONFLICT (task_name, queue, dedupe_key) WHERE {LIVE_PREDICATE}
-DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority
+DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority,
+    concurrency_key = EXCLUDED.concurrency_key
 WHERE {EXECUTION}.status = {PENDING}
 RETURNING id
 """
@@ -72,6 +91,8 @@ class Invocation(NamedTuple):
     #: An absolute run time, or else ``delay`` seconds from the statement.
     run_at: datetime | None
     delay: float
+    #: Its task's concurrency key spec (``Task.limit_key``): None with no limit.
+    limit_key: str | None
 
 
 def insert_one(cursor: Cursor, invocation: Invocation, payload: str) -> int:
@@ -107,9 +128,10 @@ _SLOT = "floor(extract(epoch FROM statement_timestamp()) / %(seconds)s::float8):
 
 #: Keep the first call of each slot (per key); the others store nothing.
 INSERT_THROTTLED = f"""
-INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot)
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot,
+                         concurrency_key)
 SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-    't:' || {_SLOT} || ':' || %(key)s
+    't:' || {_SLOT} || ':' || %(key)s, {concurrency_key(_KEY, "p::jsonb")}
 FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
 ON CONFLICT (task_name, slot) WHERE slot IS NOT NULL DO NOTHING
 RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
@@ -130,13 +152,15 @@ def insert_throttled(
 #: execution had started already: the call then goes to the slot after.
 INSERT_DEBOUNCED = f"""
 WITH slot AS (SELECT {_SLOT} + %(ahead)s AS n)
-INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot)
+INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot,
+                         concurrency_key)
 SELECT %(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s,
     to_timestamp((slot.n + 1) * %(seconds)s::float8), %(max_attempts)s,
-    'd:' || slot.n || ':' || %(key)s
+    'd:' || slot.n || ':' || %(key)s, {concurrency_key(_KEY, "%(payload)s::jsonb")}
 FROM slot
 ON CONFLICT (task_name, slot) WHERE slot IS NOT NULL
-DO UPDATE SET payload = EXCLUDED.payload, priority = EXCLUDED.priority
+DO UPDATE SET payload = EXCLUDED.payload, priority = EXCLUDED.priority,
+    concurrency_key = EXCLUDED.concurrency_key
 WHERE {EXECUTION}.status = {PENDING} AND {EXECUTION}.claims = 0
 RETURNING id
 """

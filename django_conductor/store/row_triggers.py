@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .base import EXECUTION, READY_CHANNEL, Cursor, execute, rows
+from .base import EXECUTION, READY_CHANNEL, Cursor, concurrency_key, execute, rows
 
 PREFIX = "conductor_row_"
 
@@ -41,6 +41,8 @@ class RowTrigger:
     when: str | None
     #: The primary key's column, which pairs old and new rows of an update.
     pk: str
+    #: Its task's concurrency key spec (``Task.limit_key``).
+    limit_key: str | None = None
 
     @property
     def name(self) -> str:
@@ -58,6 +60,7 @@ class RowTrigger:
                 self.columns,
                 self.when,
                 self.pk,
+                self.limit_key,
             )
         )
         return PREFIX + self.operation + "_" + hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -106,6 +109,7 @@ def function_body(trigger: RowTrigger, execution_table: str) -> str:
         f"jsonb_build_object('op', {literal(trigger.operation)}, 'table', "
         f"{literal(trigger.table)}, 'old', {old_json}, 'new', {new_json})"
     )
+    spec = "NULL::text" if trigger.limit_key is None else f"{literal(trigger.limit_key)}::text"
     # NEW and OLD name the transition rows here: the trigger function's own NEW and OLD
     # variables (empty in a statement trigger) give way to them.
     return f"""
@@ -113,10 +117,12 @@ def function_body(trigger: RowTrigger, execution_table: str) -> str:
 DECLARE
     made bigint;
 BEGIN
-    INSERT INTO {execution_table} (task_name, queue, event_name, payload, priority, max_attempts)
+    INSERT INTO {execution_table} (task_name, queue, event_name, payload, priority, max_attempts,
+                                   concurrency_key)
     SELECT {literal(trigger.task)}, {literal(trigger.queue)}, {literal(trigger.event)},
-        {payload}, {trigger.priority}, {trigger.max_attempts}
-    FROM {source} {where};
+        changed.payload, {trigger.priority}, {trigger.max_attempts},
+        {concurrency_key(spec, "changed.payload")}
+    FROM (SELECT {payload} AS payload FROM {source} {where}) AS changed;
     GET DIAGNOSTICS made = ROW_COUNT;
     IF made > 0 THEN
         PERFORM pg_notify({literal(READY_CHANNEL)}, {literal(trigger.queue)});

@@ -9,7 +9,17 @@ from datetime import datetime
 from typing import NamedTuple
 
 from ..statuses import ScheduleKind
-from .base import EXECUTION, PENDING, READY_CHANNEL, SCHEDULE, Cursor, execute, one, rows
+from .base import (
+    EXECUTION,
+    PENDING,
+    READY_CHANNEL,
+    SCHEDULE,
+    Cursor,
+    concurrency_key,
+    execute,
+    one,
+    rows,
+)
 
 _COLUMNS = "id, task_name, name, expression, timezone, payload::text, kind, paused, next_run_at"
 
@@ -101,9 +111,9 @@ def update(
 #: next. Nothing when the tick has its execution already.
 INSERT_TICK = f"""
 INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, priority, max_attempts,
-                         run_at, scheduled_at)
+                         run_at, scheduled_at, concurrency_key)
 SELECT %(task)s, %(queue)s, %(name)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
-    %(tick)s, %(tick)s
+    %(tick)s, %(tick)s, {concurrency_key("%(limit_key)s::text", "%(payload)s::jsonb")}
 FROM (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS notified
 ON CONFLICT (task_name, event_name, scheduled_at) WHERE scheduled_at IS NOT NULL DO NOTHING
 RETURNING id
@@ -119,6 +129,8 @@ class Tick(NamedTuple):
     payload: str | None
     priority: int
     max_attempts: int
+    #: Its task's concurrency key spec (``Task.limit_key``).
+    limit_key: str | None
 
 
 def insert_tick(cursor: Cursor, tick: Tick, at: datetime) -> int | None:

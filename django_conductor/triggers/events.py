@@ -105,6 +105,7 @@ def emit(event_name: str, payload: Any = None) -> list[ExecutionHandle]:
             payloads.dumps(trigger.trim(payload)),
             task.priority,
             task.max_attempts,
+            task.limit_key,
         )
         for task, trigger in subscriptions(event_name)
         if trigger.wants(payload, task.name)

@@ -71,6 +71,7 @@ class OnModel:
             queue=task.queue,
             priority=task.priority,
             max_attempts=task.max_attempts,
+            limit_key=task.limit_key,
             event=self.event_name,
             operation=self.operation,
             schema=schema,

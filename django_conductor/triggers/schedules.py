@@ -75,7 +75,9 @@ def put(
 
 
 def tick_of(task: Task, name: str, payload: str | None) -> store.Tick:
-    return store.Tick(task.name, name, task.queue, payload, task.priority, task.max_attempts)
+    return store.Tick(
+        task.name, name, task.queue, payload, task.priority, task.max_attempts, task.limit_key
+    )
 
 
 def advance(cursor: Cursor, due: Iterable[store.ScheduleRow]) -> int:

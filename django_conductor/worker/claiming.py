@@ -10,10 +10,12 @@ import time
 
 from ..conf import settings
 from ..lease import Lease, elapsed
-from ..store.claims import claim_batch, next_due
+from ..store.base import server_cursor
+from ..store.claims import ClaimRow, claim_batch, claim_limited, lock_limits, next_due
+from ..store.limits import has_limits
 from .attempt import Claimed, reread_child_steps
 from .base import Identity, database_trouble, next_backoff, raw_cursor
-from .connections import DB_ERRORS
+from .connections import DB_ERRORS, raw_connection
 from .holdings import Holdings
 from .outcomes import OutcomeWriter
 
@@ -21,6 +23,9 @@ from .outcomes import OutcomeWriter
 PREFETCH_MAX_WAIT = 0.05
 #: How long the loop may hold finished outcomes back to write them together (seconds).
 BATCH_WINDOW = 0.002
+#: How long the server lets a limited claim's transaction sit idle (a frozen worker holding
+#: its limits' locks) before it ends it, and the locks with it (milliseconds).
+LIMIT_LOCK_GUARD_MS = 5000
 
 
 class ClaimLoop:
@@ -45,6 +50,9 @@ class ClaimLoop:
         self.wake = wake
         #: Claims for the execution threads, in claim order; None tells a thread to stop.
         self.jobs: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
+        #: Whether some of this worker's tasks have a concurrency limit, as last looked up.
+        self.limited = False
+        self.limits_seen_at = float("-inf")
 
     def run(self) -> None:
         backoff = 0.0
@@ -105,12 +113,15 @@ class ClaimLoop:
             return 0
         lease = settings.LEASE
         sent_at = elapsed()
-        with raw_cursor() as cursor:
-            rows = claim_batch(
+        idle = self.holdings.idle_threads(concurrency)
+        conn = raw_connection()
+        rows = self.claim_limited(idle, lease) if idle and self.has_limits() else []
+        with server_cursor(conn) as cursor:
+            rows += claim_batch(
                 cursor,
-                limit=free,
+                limit=free - len(rows),
                 # These begin their attempt now; the rest when a thread takes them.
-                start=self.holdings.idle_threads(concurrency),
+                start=max(0, idle - len(rows)),
                 worker=self.identity.worker_id,
                 lease=lease,
                 queues=self.identity.queues,
@@ -123,6 +134,34 @@ class ClaimLoop:
         for claimed in claims:
             self.jobs.put(claimed)
         return len(rows)
+
+    def has_limits(self) -> bool:
+        """Looked up again once a heartbeat interval: a worker started since with a new
+        limit is heeded from then on."""
+        now = time.monotonic()
+        if now - self.limits_seen_at >= settings.HEARTBEAT_INTERVAL:
+            with raw_cursor() as cursor:
+                self.limited = has_limits(cursor, self.identity.tasks_literal)
+            self.limits_seen_at = now
+        return self.limited
+
+    def claim_limited(self, idle: int, lease: float) -> list[ClaimRow]:
+        """Executions of limited tasks for up to ``idle`` threads, claimed before the
+        others, so that a flood of unlimited work cannot starve them. The limits stay
+        locked until the claim commits: no other worker counts the running meanwhile."""
+        conn = raw_connection()
+        with conn.transaction(), server_cursor(conn) as cursor:
+            limits = lock_limits(cursor, self.identity.tasks_literal, LIMIT_LOCK_GUARD_MS)
+            if not limits:
+                return []
+            return claim_limited(
+                cursor,
+                limits,
+                limit=idle,
+                worker=self.identity.worker_id,
+                lease=lease,
+                queues=self.identity.queues,
+            )
 
     def _tune_prefetch(self) -> None:
         """Claim further ahead while threads drain every batch at once (short executions);

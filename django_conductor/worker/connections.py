@@ -12,7 +12,16 @@ from typing import Any
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
-DB_ERRORS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
+#: The server ending a session idle in its transaction too long (a worker frozen mid-claim,
+#: see ``claiming.LIMIT_LOCK_GUARD_MS``) is reported as a transaction error, not a lost
+#: connection; the connection is gone all the same.
+DB_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    psycopg.errors.IdleInTransactionSessionTimeout,
+)
 
 
 #: A connection idle this long is polled before it is used again. One in constant use is not:

@@ -19,6 +19,7 @@ from ..conf import settings
 from ..exceptions import WorkerFailed
 from ..registry import registry
 from ..step_writer import StepWriter
+from ..store.limits import Defined, put_limits
 from ..store.workers import forget_worker, ready_elsewhere
 from ..triggers.schedules import sync_static
 from .attempt import Claimed, hand_back, run_attempt
@@ -114,6 +115,7 @@ class Worker:
         )
         announce_tasks(self.identity)
         keep_schedules(self.identity)
+        keep_limits(self.identity)
         self.step_writer = StepWriter()
         try:
             self._start_threads()
@@ -214,6 +216,24 @@ def keep_schedules(identity: Identity) -> None:
             "Cron schedule left out: %s",
             reason,
             extra={"action": "schedule_refused", "worker_id": identity.worker_id},
+        )
+
+
+def keep_limits(identity: Identity) -> None:
+    """Make the stored concurrency limits of this worker's tasks those its code defines,
+    once at start: the other workers claim by them from their next claim on."""
+    defined = [Defined(task.name, task.concurrency, task.limit_key) for task in registry]
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            changed = put_limits(cursor, defined)
+    except DB_ERRORS as exc:  # the limits stored stay in force until the next start
+        logger.warning("Could not bring the concurrency limits up to date (%s)", exc)
+        return
+    for task in changed:
+        logger.info(
+            "Concurrency limit of %s changed; its unfinished executions were keyed anew",
+            task.task_name,
+            extra={"action": "limit_changed", "worker_id": identity.worker_id},
         )
 
 

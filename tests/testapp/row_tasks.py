@@ -42,7 +42,13 @@ def on_order_deleted(event, ctx):
     _record(event)
 
 
-@task(name="on-shipment", triggers=[on_model("testapp.Shipment", "insert")], invocable=False)
+@task(
+    name="on-shipment",
+    triggers=[on_model("testapp.Shipment", "insert")],
+    invocable=False,
+    concurrency=2,
+    concurrency_key="new.label",
+)
 def on_shipment(event, ctx):
     _record(event)
 

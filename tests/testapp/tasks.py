@@ -65,6 +65,7 @@ from .bad_value_tasks import *  # noqa: E402, F403
 from .cron_tasks import *  # noqa: E402, F403
 from .durable_tasks import *  # noqa: E402, F403
 from .event_tasks import *  # noqa: E402, F403
+from .limit_tasks import *  # noqa: E402, F403
 from .process_tasks import *  # noqa: E402, F403
 from .row_tasks import *  # noqa: E402, F403
 from .wait_event_tasks import *  # noqa: E402, F403
