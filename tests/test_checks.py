@@ -95,20 +95,6 @@ def test_e003_invalid_task_option_values(clean_registry, options, fragment):
 
 
 @pytest.mark.parametrize(
-    "overrides",
-    [
-        {"CONDUCTOR_CONCURRENCY": 0},
-        {"CONDUCTOR_CONCURRENCY": "10"},
-        {"CONDUCTOR_PREFETCH": -1},
-        {"CONDUCTOR_PREFETCH": 2.5},
-        {"CONDUCTOR_LEASE": -1},
-        {"CONDUCTOR_POLL_INTERVAL": "soon"},
-        {"CONDUCTOR_SHUTDOWN_GRACE": True},
-        {"CONDUCTOR_RETRY_DELAYS": []},
-        {"CONDUCTOR_RETRY_DELAYS": [10, -5]},
-    ],
-)
-@pytest.mark.parametrize(
     ("window", "fragment"),
     [
         (("22:00",), "a pair of 'HH:MM' times"),
@@ -144,6 +130,20 @@ def test_a_good_window_passes_every_check_and_is_enforced(clean_registry):
     assert str(nightly.parsed_window) == "window 22:00-06:00"
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"CONDUCTOR_CONCURRENCY": 0},
+        {"CONDUCTOR_CONCURRENCY": "10"},
+        {"CONDUCTOR_PREFETCH": -1},
+        {"CONDUCTOR_PREFETCH": 2.5},
+        {"CONDUCTOR_LEASE": -1},
+        {"CONDUCTOR_POLL_INTERVAL": "soon"},
+        {"CONDUCTOR_SHUTDOWN_GRACE": True},
+        {"CONDUCTOR_RETRY_DELAYS": []},
+        {"CONDUCTOR_RETRY_DELAYS": [10, -5]},
+    ],
+)
 def test_e004_settings_of_the_wrong_kind(overrides):
     with override_settings(**overrides):
         errors = check_settings()
