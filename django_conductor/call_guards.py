@@ -9,8 +9,8 @@ from typing import Any
 
 import psycopg
 
-from .exceptions import DuplicateStepName, ExecutionCancelled, TransactionNotAllowed
 from .clock import DatabaseClock
+from .exceptions import DuplicateStepName, ExecutionCancelled, TransactionNotAllowed
 from .lease import Lease
 from .replay import LeaseLost, Park, RecordedStep, WindowClosed
 from .statuses import Status
