@@ -73,7 +73,7 @@ class Window:
         candidates = [wall.replace(tzinfo=zone, fold=fold) for fold in (0, 1)]
         instants = sorted({c.astimezone(UTC) for c in candidates})
         if not _exists(candidates[0]):
-            instants = [_gap_end(wall, *instants, zone)]
+            instants = [_gap_end(wall, instants[0], instants[-1], zone)]
         for instant in instants:
             if instant >= now and self.contains(instant.astimezone(zone).time()):
                 return instant
