@@ -9,17 +9,19 @@ from typing import Any
 
 import psycopg
 
+from .clock import DatabaseClock
 from .exceptions import DuplicateStepName, ExecutionCancelled, TransactionNotAllowed
 from .lease import Lease
-from .replay import LeaseLost, Park, RecordedStep
+from .replay import LeaseLost, Park, RecordedStep, WindowClosed
 from .statuses import Status
+from .windows import Window, closed_until
 
 _IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 
 
 class CallGuards:
     """One attempt's refusals (a transaction, a lost lease, a reused step name) and its
-    release points (a cancel, a stopping worker)."""
+    release points (a cancel, a stopping worker, the task's window closing)."""
 
     def __init__(
         self,
@@ -32,6 +34,8 @@ class CallGuards:
         lease: Lease,
         logger: logging.LoggerAdapter[logging.Logger],
         cancelled: bool,
+        clock: DatabaseClock,
+        window: Window | None = None,
     ) -> None:
         self._execution_id = execution_id
         self._task_name = task_name
@@ -46,6 +50,8 @@ class CallGuards:
         self._conn: psycopg.Connection = db.connection
         self._lease = lease
         self._logger = logger
+        self._clock = clock
+        self._window = window
 
     def begin(self, call: str, name: str, kind: str) -> RecordedStep | None:
         """The checks every ctx call makes before anything runs or is written; returns the
@@ -74,12 +80,16 @@ class CallGuards:
         return recorded
 
     def release_point(self) -> None:
-        """Park if the worker is stopping, raise if cancelled: the checks that need no
-        database."""
+        """Raise if cancelled, park if the worker is stopping or the task's window has
+        closed: the checks that need no database (the window's is on the claim's clock)."""
         if self.cancelled:
             raise ExecutionCancelled(f"Execution {self._execution_id} was cancelled.")
         if self._stopping.is_set():
             raise Park(Status.PENDING, run_in=0.0)
+        if self._window is not None:
+            opening = closed_until(self._window, self._clock.now())
+            if opening is not None:
+                raise WindowClosed(opening)
 
     def ensure_lease(self, name: str) -> None:
         """Start nothing once this process's own view of the lease has run out: another

@@ -95,7 +95,6 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 #: Options from the design that later versions enforce; W001 warns when one is set.
 NOT_ENFORCED_YET: dict[str, Any] = {
-    "window": None,
     "remove_on_complete": False,
     "remove_on_fail": False,
     "batch": None,

@@ -24,6 +24,7 @@ from .replay import LeaseLost, Park, RecordedStep
 from .statuses import Status
 from .step_writer import StepRecord, StepWriter
 from .trigger_calls import TriggerCalls
+from .windows import Window
 
 if TYPE_CHECKING:
     from .definition import Task
@@ -93,6 +94,7 @@ class Context(TriggerCalls):
         clock: DatabaseClock,
         lease: Lease,
         cancelled: bool = False,
+        window: Window | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.task_name = task_name
@@ -121,6 +123,8 @@ class Context(TriggerCalls):
             lease=lease,
             logger=self.logger,
             cancelled=cancelled,
+            clock=clock,
+            window=window,
         )
         self._steps = StepRecords(execution_id, claims, writer)
 
@@ -133,14 +137,14 @@ class Context(TriggerCalls):
         self._guards.cancelled = True
 
     def checkpoint(self) -> None:
-        """A release point: park if the worker is stopping, raise if cancelled."""
+        """A release point: raise if cancelled, park if the worker is stopping or the
+        task's window has closed."""
         self._guards.refuse_transaction("checkpoint", None)
         self._guards.ensure_lease("checkpoint")
         self.release_point()
 
     def release_point(self) -> None:
-        """Park if the worker is stopping, raise if cancelled: ``checkpoint()`` without its
-        guards, the checks that need no database."""
+        """``checkpoint()`` without its guards: the checks that need no database."""
         self._guards.release_point()
 
     def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -12,6 +12,7 @@ from .conf import seconds, settings
 from .handle import ExecutionHandle
 from .options import TASK_OPTIONS
 from .registry import registry
+from .windows import Window
 
 RetryDelays = Sequence[float | timedelta] | Callable[[int], float | timedelta]
 
@@ -48,6 +49,8 @@ class Task:
         self.concurrency = concurrency
         self.concurrency_key = concurrency_key
         self.window = window
+        #: The window as the worker checks it; None without one (or with a bad one: E003).
+        self.parsed_window = Window.parse(window)
         self.remove_on_complete = remove_on_complete
         self.remove_on_fail = remove_on_fail
         self.batch = batch

@@ -11,6 +11,8 @@ from typing import TypeGuard
 
 from django.utils import timezone
 
+from .windows import window_problem
+
 QUEUE_LENGTH = 100
 NAME_LENGTH = 200
 DEDUPE_KEY_LENGTH = 200
@@ -147,5 +149,6 @@ TASK_OPTIONS: dict[str, Callable[[object], str | None]] = {
     "concurrency_key": concurrency_key_problem,
     "batch": lambda value: optional_count_problem("batch", value),
     "retry_delays": retry_delays_problem,
+    "window": window_problem,
     "func": handler_problem,
 }

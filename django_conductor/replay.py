@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .statuses import Status
+
 
 class Park(BaseException):
     """Unwinds the handler to park the execution; a BaseException so that a handler's
@@ -20,6 +22,14 @@ class Park(BaseException):
         self.status = status
         self.run_at = run_at
         self.run_in = run_in
+
+
+class WindowClosed(Park):
+    """Parks the execution until its task's window opens (``run_at``, on the database's
+    clock); like every park, it uses no attempt."""
+
+    def __init__(self, opening: datetime) -> None:
+        super().__init__(Status.PENDING, opening)
 
 
 class LeaseLost(BaseException):

@@ -95,6 +95,42 @@ def test_e003_invalid_task_option_values(clean_registry, options, fragment):
 
 
 @pytest.mark.parametrize(
+    ("window", "fragment"),
+    [
+        (("22:00",), "a pair of 'HH:MM' times"),
+        ("22:00-06:00", "a pair of 'HH:MM' times"),
+        (("24:00", "06:00"), "a pair of 'HH:MM' times"),
+        (("22:00", "06:60"), "a pair of 'HH:MM' times"),
+        (("9:00", "17:00"), "a pair of 'HH:MM' times"),
+        (("22:00", 6), "a pair of 'HH:MM' times"),
+        (("22:00", "22:00"), "starts where it ends"),
+    ],
+)
+def test_e003_a_bad_window(clean_registry, window, fragment):
+    @task(name="bad-window", window=window)
+    def bad(event, ctx):
+        pass
+
+    (error,) = check_tasks()
+    assert error.id == "django_conductor.E003"
+    assert fragment in error.msg and "window" in error.msg
+    assert bad.parsed_window is None
+
+
+def test_a_good_window_passes_every_check_and_is_enforced(clean_registry):
+    @task(name="nightly", window=["22:00", "06:00"])
+    def nightly(event, ctx):
+        pass
+
+    @task(name="office-hours", window=("00:00", "23:59"))
+    def office(event, ctx):
+        pass
+
+    assert check_tasks() == []  # neither E003 nor W001: windows are enforced
+    assert str(nightly.parsed_window) == "window 22:00-06:00"
+
+
+@pytest.mark.parametrize(
     "overrides",
     [
         {"CONDUCTOR_CONCURRENCY": 0},
@@ -129,11 +165,11 @@ def test_e006_heartbeat_must_be_well_inside_the_lease():
 
 
 def test_w001_options_accepted_but_not_enforced_yet(clean_registry):
-    @task(name="limited", concurrency=2, window=("22:00", "06:00"))
+    @task(name="limited", concurrency=2, batch=10)
     def limited(event, ctx):
         pass
 
     warnings = check_tasks()
     assert ids(warnings) == ["django_conductor.W001"]
-    assert "window=('22:00', '06:00')" in warnings[0].msg
+    assert "batch=10" in warnings[0].msg
     assert "concurrency" not in warnings[0].msg

@@ -25,6 +25,7 @@ LAYERS = [
         "registry",
         "replay",
         "statuses",
+        "windows",
     },
     {"store", "group_commit", "step_writer"},
     {"retrying", "models", "handle", "children", "event_waits", "triggers"},

@@ -70,6 +70,11 @@ def lock_or_create(
     return row
 
 
+def lock_named(cursor: Cursor, task: str, name: str) -> ScheduleRow | None:
+    execute(cursor, LOCK_SCHEDULE, {"task": task, "name": name})
+    return one(cursor, ScheduleRow)
+
+
 LOCK_BY_ID = f"SELECT {_COLUMNS}, now() FROM {SCHEDULE} WHERE id = %(id)s FOR UPDATE"
 
 

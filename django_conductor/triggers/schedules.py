@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
@@ -116,6 +117,24 @@ def advance_due(cursor: Cursor, tasks: list[str]) -> int:
 def advance_one(cursor: Cursor, task: str, name: str) -> int:
     """A tick's start: its schedule, if its next tick is still this one (or earlier)."""
     return advance(cursor, store.due_one(cursor, task, name))
+
+
+def defer_one(cursor: Cursor, task_name: str, name: str, opening: datetime | None) -> None:
+    """A tick of a windowed task waits for the window's ``opening`` in place of the ticks
+    until then: its schedule's next tick is the first after the opening, so ticks due while
+    the window is closed come to one run. Asked again, it changes nothing more."""
+    row = store.lock_named(cursor, task_name, name)
+    task = registry.tasks.get(task_name)
+    if row is None or task is None or opening is None or row.paused:
+        return
+    if row.next_run_at is None or row.next_run_at > opening:
+        return
+    if expression_problem(row.expression, row.timezone) is not None:
+        return  # the heartbeat pauses it, saying why
+    store.drop_future_ticks(cursor, task_name, name)
+    next_run_at = next_tick(row.expression, row.timezone, opening)
+    _set(cursor, row, paused=False, next_run_at=next_run_at)
+    store.insert_tick(cursor, tick_of(task, name, row.payload), next_run_at)
 
 
 def sync_static(cursor: Cursor, tasks: Iterable[Task]) -> list[str]:

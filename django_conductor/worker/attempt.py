@@ -32,12 +32,12 @@ from ..exceptions import (
 from ..group_commit import WriterUnavailable
 from ..lease import Lease
 from ..registry import registry
-from ..replay import Event, LeaseLost, Park, RecordedStep
+from ..replay import Event, LeaseLost, Park, RecordedStep, WindowClosed
 from ..statuses import Status
 from ..step_writer import StepWriter
 from ..store.base import server_cursor
 from ..store.claims import ClaimRow, steps_of
-from ..triggers.schedules import advance_one
+from ..triggers.schedules import advance_one, defer_one
 from .connections import DB_ERRORS, raw_connection
 
 logger = logging.getLogger("django_conductor.worker")
@@ -195,6 +195,7 @@ def run_attempt(
         # write before it starts; a worker killed during it leaves it uncounted, and from
         # then on each claim counts one at once (``store.outcomes.REAP_EXPIRED``).
         claimed = claimed.begun()
+    known = registry.tasks.get(claimed.task_name)
     ctx = Context(
         execution_id=claimed.id,
         task_name=claimed.task_name,
@@ -208,6 +209,7 @@ def run_attempt(
         clock=claimed.clock,
         lease=claimed.lease,
         cancelled=claimed.cancel_requested,
+        window=None if known is None else known.parsed_window,
     )
     started(claimed, ctx)
     event = Event(
@@ -215,9 +217,14 @@ def run_attempt(
     )
     done = claimed.outcome
     try:
+        try:
+            ctx.release_point()  # a cancel, a stop or a closed window, before it starts
+        except WindowClosed as closed:
+            if claimed.scheduled_at is not None:
+                defer_tick(claimed, closed)
+            raise
         if claimed.scheduled_at is not None:
             next_tick(claimed)
-        ctx.release_point()  # a cancel or a stop that came while it waited for a thread
         task = registry.get(claimed.task_name)
         if task.is_async:
             result = asyncio.run(task.func(event, AsyncContext(ctx)))
@@ -256,6 +263,14 @@ def next_tick(claimed: Claimed) -> None:
     conn = raw_connection()
     with conn.transaction(), server_cursor(conn) as cursor:
         advance_one(cursor, claimed.task_name, claimed.event_name)
+
+
+def defer_tick(claimed: Claimed, closed: WindowClosed) -> None:
+    """A tick that waits for its window stands for its schedule's ticks until the window
+    opens: the schedule's next tick becomes the first after the opening."""
+    conn = raw_connection()
+    with conn.transaction(), server_cursor(conn) as cursor:
+        defer_one(cursor, claimed.task_name, claimed.event_name, closed.run_at)
 
 
 def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
