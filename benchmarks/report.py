@@ -274,6 +274,19 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             "pass" if r["ratio"] < 2 else f"MISS ({r['ratio']:.2f}x)",
         )
 
+    def limits(r: dict[str, Any]) -> None:
+        add(
+            f"13. {r['executions']:,} no-ops: concurrency=5 / unlimited",
+            f"{_num(r['limited_rate'])} / {_num(r['unlimited_rate'])} per s",
+        )
+        loss = r["mixed_loss"]
+        add(
+            f"13. unlimited no-ops beside a backlog of {r['backlog']:,} limited: loss",
+            f"{_num(r['mixed_rate'])}/s ({loss:.0%} loss)",
+            "< 10%",
+            "pass" if loss < 0.10 else f"MISS ({loss:.0%})",
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -316,6 +329,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("cron", cron, "10. cron")
     section("emit", emitted, "11. emit")
     section("row-trigger", row_trigger, "12. row triggers")
+    section("limits", limits, "13. concurrency limits")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

@@ -54,6 +54,8 @@ class Sizes:
     cron_schedules: int = 1_000
     emits: int = 2_000
     trigger_rows: int = 10_000
+    limit_noop: int = 10_000
+    limit_backlog: int = 20_000
     memory_noop: int = 4_000
     memory_steps: int = 400
     pgbench_seconds: float = 5.0
@@ -525,6 +527,64 @@ def row_trigger(sizes: Sizes) -> dict[str, Any]:
         "triggered_ms": min(triggered) * 1000,
         "ratio": min(triggered) / min(plain),
     }
+
+
+# -- 13. concurrency limits -----------------------------------------------------------
+
+LIMITED = "bench-limited-5"
+
+
+def limits(sizes: Sizes) -> dict[str, Any]:
+    """No-ops of a task with ``concurrency=5`` drained by one worker, beside the same
+    no-ops unlimited; then unlimited no-ops drained while a backlog of the limited task,
+    invoked before them, waits in the same queue (its rows older, so first in claim order)."""
+    count = sizes.limit_noop
+
+    def drain(task_name: str, label: str) -> float:
+        procs = [WorkerProcess(label, ["--burst"])]
+        wait_for_exit(procs, drain_timeout(count), lambda: completed(task_name))
+        return window(task_name).rate
+
+    reset_tables()
+    enqueue(_tasks().noop, count)
+    analyze()
+    unlimited = drain(NOOP, "limits-unlimited")
+    verify(NOOP, count)
+
+    reset_tables()
+    enqueue(_tasks().limited_five, count)
+    analyze()
+    limited = drain(LIMITED, "limits-limited")
+    verify(LIMITED, count)
+
+    reset_tables()
+    enqueue(_tasks().limited_five, sizes.limit_backlog)
+    enqueue(_tasks().noop, count)
+    analyze()
+    procs = [WorkerProcess("limits-mixed", [])]
+    wait_for_exit_or_done(procs, drain_timeout(count), lambda: completed(NOOP), count)
+    mixed = window(NOOP).rate
+    return {
+        "executions": count,
+        "backlog": sizes.limit_backlog,
+        "unlimited_rate": unlimited,
+        "limited_rate": limited,
+        "mixed_rate": mixed,
+        "mixed_loss": 1 - mixed / unlimited,
+    }
+
+
+def wait_for_exit_or_done(
+    workers: list[WorkerProcess], timeout: float, progress: Any, count: int
+) -> None:
+    """Wait until ``progress()`` reaches ``count``, then stop the (non-burst) workers."""
+    deadline = time.perf_counter() + timeout
+    while progress() < count:
+        if time.perf_counter() > deadline:
+            raise BenchmarkFailure(f"only {progress()} of {count} completed in {timeout:.0f}s")
+        time.sleep(0.2)
+    for worker in workers:
+        worker.terminate()
 
 
 # -- 7. memory --------------------------------------------------------------------------

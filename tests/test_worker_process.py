@@ -366,7 +366,8 @@ def test_a_worker_before_migrate_says_to_run_migrate_in_one_line(
         f"CommandError: django_conductor's tables do not exist in database "
         f"'{unmigrated_database}' (django_conductor_execution, django_conductor_step, "
         "django_conductor_failedexecution, django_conductor_workerheartbeat, "
-        "django_conductor_schedule): run `python manage.py migrate`."
+        "django_conductor_schedule, django_conductor_concurrencylimit): run `python manage.py "
+        "migrate`."
     ]
 
 

@@ -49,3 +49,8 @@ LISTENERS = [_listener(n) for n in range(1, 10)]
 @task(name="bench-row-inserted", triggers=[on_model(TriggeredRow, "insert")], invocable=False)
 def row_inserted(event, ctx):
     return None
+
+
+@task(name="bench-limited-5", concurrency=5)
+def limited_five(event, ctx):
+    return None
