@@ -27,7 +27,7 @@ LAYERS = [
         "statuses",
     },
     {"store", "group_commit", "step_writer"},
-    {"retrying", "models", "handle", "children", "event_waits", "triggers"},
+    {"retrying", "models", "handle", "children", "event_waits", "triggers", "retention"},
     {
         "call_guards",
         "trigger_calls",

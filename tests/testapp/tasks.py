@@ -66,6 +66,7 @@ from .cron_tasks import *  # noqa: E402, F403
 from .durable_tasks import *  # noqa: E402, F403
 from .event_tasks import *  # noqa: E402, F403
 from .process_tasks import *  # noqa: E402, F403
+from .retention_tasks import *  # noqa: E402, F403
 from .row_tasks import *  # noqa: E402, F403
 from .wait_event_tasks import *  # noqa: E402, F403
 from .wait_tasks import *  # noqa: E402, F403
