@@ -274,6 +274,16 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             "pass" if r["ratio"] < 2 else f"MISS ({r['ratio']:.2f}x)",
         )
 
+    def pruned(r: dict[str, Any]) -> None:
+        add(
+            f"13. conductor_prune of {r['rows']:,} finished rows, a worker running no-ops",
+            f"{_num(r['prune_s'], 1)} s ({_num(r['rows_per_s'])} rows/s); no-ops "
+            f"{_num(r['noop_during'])}/s during vs {_num(r['noop_without'])}/s without "
+            f"({r['ratio']:.2f}x)",
+            "≥ 0.8x",
+            "pass" if r["ratio"] >= 0.8 else f"MISS ({r['ratio']:.2f}x)",
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -316,6 +326,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("cron", cron, "10. cron")
     section("emit", emitted, "11. emit")
     section("row-trigger", row_trigger, "12. row triggers")
+    section("prune", pruned, "13. pruning")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

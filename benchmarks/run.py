@@ -42,6 +42,7 @@ WORKLOADS = (
     "cron",
     "emit",
     "row-trigger",
+    "prune",
     "peers",
 )
 
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "cron": lambda: workloads.cron(sizes),
         "emit": lambda: workloads.emit_rate(sizes),
         "row-trigger": lambda: workloads.row_trigger(sizes),
+        "prune": lambda: workloads.prune(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -247,6 +249,7 @@ PRIMARY = {
     "cron": ("idle_p50_ms",),
     "emit": ("to_1", "events_per_s"),
     "row-trigger": ("ratio",),
+    "prune": ("ratio",),
 }
 
 

@@ -86,7 +86,7 @@ class Pruned:
 def due() -> Pruned:
     """What a pass would remove now, locking and removing nothing."""
     found = Pruned()
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         found.add(store.due(cursor, rules()))
     return found
 

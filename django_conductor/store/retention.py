@@ -107,15 +107,20 @@ WITH RECURSIVE {_RULES}, roots AS (
     SELECT id FROM trees WHERE root IN (
         SELECT root FROM trees GROUP BY root HAVING bool_and(id IN (SELECT id FROM held))
     )
+), doomed_ids AS (
+    -- An array, so that every removal below is index lookups, however few rows the
+    -- planner expects.
+    SELECT array_agg(id) AS ids FROM doomed
 ), failures_gone AS (
-    DELETE FROM {FAILURES} WHERE execution_id IN (SELECT id FROM doomed)
+    DELETE FROM {FAILURES} WHERE execution_id = ANY((SELECT ids FROM doomed_ids)::bigint[])
 ), steps_gone AS (
-    DELETE FROM {STEP} WHERE execution_id IN (SELECT id FROM doomed)
+    DELETE FROM {STEP} WHERE execution_id = ANY((SELECT ids FROM doomed_ids)::bigint[])
 ), unlinked AS (
     UPDATE {STEP} SET child_id = NULL
-    WHERE child_id IN (SELECT id FROM doomed) AND execution_id NOT IN (SELECT id FROM doomed)
+    WHERE child_id = ANY((SELECT ids FROM doomed_ids)::bigint[])
+      AND NOT execution_id = ANY((SELECT ids FROM doomed_ids)::bigint[])
 ), gone AS (
-    DELETE FROM {EXECUTION} WHERE id IN (SELECT id FROM doomed)
+    DELETE FROM {EXECUTION} WHERE id = ANY((SELECT ids FROM doomed_ids)::bigint[])
     RETURNING task_name, status, parent_id IS NULL AS root
 )
 SELECT task_name, status, count(*), count(*) FILTER (WHERE root)
@@ -143,13 +148,20 @@ def _params(keep: Sequence[Keep]) -> dict[str, list[object]]:
     }
 
 
+#: The batch's row estimates are rough, and compiling it would take longer than running it.
+NO_JIT = "SET LOCAL jit = off"
+
+
 def prune_batch(cursor: Cursor, keep: Sequence[Keep], limit: int) -> list[Removed]:
     """Remove up to ``limit`` due trees; run it in a transaction of its own."""
+    execute(cursor, NO_JIT)
     execute(cursor, PRUNE_BATCH, {**_params(keep), "limit": limit})
     return rows(cursor, Removed)
 
 
 def due(cursor: Cursor, keep: Sequence[Keep]) -> list[Removed]:
+    """Run it in a transaction (``NO_JIT`` lasts for it)."""
+    execute(cursor, NO_JIT)
     execute(cursor, DUE, _params(keep))
     return rows(cursor, Removed)
 
