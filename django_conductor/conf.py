@@ -40,8 +40,8 @@ class Settings:
     #: (seconds or a timedelta; None keeps them for ever). A status left out keeps its
     #: default; ``cancelled`` follows ``failed`` unless given.
     RETENTION: dict[str, float | timedelta | None] = {  # noqa: RUF012 (read, never changed)
-        "completed": timedelta(days=7),
-        "failed": timedelta(days=30),
+        "completed": 7 * 24 * 3600.0,
+        "failed": 30 * 24 * 3600.0,
     }
     #: How often a worker prunes finished executions past their retention (seconds); None
     #: leaves pruning to ``manage.py conductor_prune``.
