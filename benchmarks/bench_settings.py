@@ -18,3 +18,6 @@ TIME_ZONE = "UTC"
 DATABASES = {"default": {**database_config(), "NAME": DATABASE_NAME}}
 INSTALLED_APPS = ["django_conductor", "benchmarks.benchapp"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The workers' pruning duty is off: the prune workload measures pruning on its own, and the
+# other workloads' finished rows must stay as they put them.
+CONDUCTOR_PRUNE_INTERVAL = None

@@ -287,6 +287,16 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             "pass" if loss < 0.10 else f"MISS ({loss:.0%})",
         )
 
+    def pruned(r: dict[str, Any]) -> None:
+        add(
+            f"14. conductor_prune of {r['rows']:,} finished rows, a worker running no-ops",
+            f"{_num(r['prune_s'], 1)} s ({_num(r['rows_per_s'])} rows/s); no-ops "
+            f"{_num(r['noop_during'])}/s during vs {_num(r['noop_without'])}/s without "
+            f"({r['ratio']:.2f}x)",
+            "≥ 0.8x",
+            "pass" if r["ratio"] >= 0.8 else f"MISS ({r['ratio']:.2f}x)",
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -330,6 +340,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("emit", emitted, "11. emit")
     section("row-trigger", row_trigger, "12. row triggers")
     section("limits", limits, "13. concurrency limits")
+    section("prune", pruned, "14. pruning")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

@@ -43,6 +43,7 @@ WORKLOADS = (
     "emit",
     "row-trigger",
     "limits",
+    "prune",
     "peers",
 )
 
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "emit": lambda: workloads.emit_rate(sizes),
         "row-trigger": lambda: workloads.row_trigger(sizes),
         "limits": lambda: workloads.limits(sizes),
+        "prune": lambda: workloads.prune(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -250,6 +252,7 @@ PRIMARY = {
     "emit": ("to_1", "events_per_s"),
     "row-trigger": ("ratio",),
     "limits": ("mixed_loss",),
+    "prune": ("ratio",),
 }
 
 

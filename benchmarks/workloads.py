@@ -58,6 +58,7 @@ class Sizes:
     limit_backlog: int = 20_000
     memory_noop: int = 4_000
     memory_steps: int = 400
+    prune_rows: int = 200_000
     pgbench_seconds: float = 5.0
     peer_noop: int = 20_000
     peer_pickup: int = 500
@@ -609,3 +610,98 @@ def memory(sizes: Sizes) -> dict[str, Any]:
         verify(STEPS, sizes.memory_steps, steps_each=STEPS_EACH)
         result[f"c{concurrency}"] = {"peak_rss_mb": _mb(proc.peak_rss), "wall_s": proc.wall}
     return result
+
+
+# -- 14. pruning ------------------------------------------------------------------------
+
+#: Finished roots past the default retention (completed, 7 days), oldest first.
+_PRUNABLE = f"""
+INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, status, priority, run_at,
+    attempts, max_attempts, claims, superseded, wake_pending, result, error, created_at,
+    started_at, finished_at)
+SELECT '{HISTORY}', 'default', 'conductor.invoke', jsonb_build_object('n', g), 'completed', 0,
+    t, 1, 3, 1, false, false, 'null'::jsonb, '', t, t, t + interval '5 milliseconds'
+FROM generate_series(1, %s) AS g,
+    LATERAL (SELECT now() - interval '8 days' - make_interval(secs => %s - g) AS t) AS at
+"""
+
+
+def _feed_noops(until: Any, backlog: int = 10_000, batch: int = 2_000) -> None:
+    """Keep ready no-ops in the queue until ``until()`` says stop."""
+    noop = _tasks().noop
+    while not until():
+        (row,) = query(
+            f"SELECT count(*) FROM {EXECUTION} WHERE task_name = %s AND status = 'pending'",
+            [NOOP],
+        )
+        if row[0] < backlog:
+            enqueue(noop, batch, batch)
+        else:
+            time.sleep(0.05)
+
+
+def _noop_rate(since: Any, until: Any) -> float:
+    (row,) = query(
+        f"SELECT count(*), extract(epoch FROM %s::timestamptz - %s::timestamptz)::float "
+        f"FROM {EXECUTION} WHERE task_name = %s AND status = 'completed' "
+        "AND finished_at >= %s AND finished_at < %s",
+        [until, since, NOOP, since, until],
+    )
+    return row[0] / row[1]
+
+
+def _database_now() -> Any:
+    return query("SELECT clock_timestamp()")[0][0]
+
+
+#: How long the no-op rate is measured without pruning, before the prune starts.
+QUIET_S = 20.0
+
+
+def prune(sizes: Sizes) -> dict[str, Any]:
+    """``prune_rows`` finished executions past their retention, removed by
+    ``manage.py conductor_prune`` (the pass the workers' duty runs) while a worker runs
+    no-ops fed to it without pause; the no-op rate while it prunes against the rate just
+    before, with the same rows in the table."""
+    import subprocess
+    import sys
+
+    from .harness import ROOT, child_env
+
+    reset_tables()
+    execute(_PRUNABLE, [sizes.prune_rows, sizes.prune_rows])
+    execute(f"VACUUM ANALYZE {EXECUTION}")
+    proc = WorkerProcess("prune-noop")
+    try:
+        enqueue(_tasks().noop, 10_000)
+        wait_until(lambda: completed(NOOP) > 0, 60, "the worker's first no-op")
+        # First without pruning, the due rows in the table, for a fixed time.
+        quiet_since = _database_now()
+        began = time.perf_counter()
+        _feed_noops(lambda: time.perf_counter() - began > QUIET_S)
+        without = _noop_rate(quiet_since, _database_now())
+        command = [sys.executable, "-m", "django", "conductor_prune"]
+        started = time.perf_counter()
+        since = _database_now()
+        pruner = subprocess.Popen(command, cwd=ROOT, env=child_env(), stdout=subprocess.PIPE)
+        _feed_noops(lambda: pruner.poll() is not None)
+        pruning_s = time.perf_counter() - started
+        during = _noop_rate(since, _database_now())
+        output = pruner.stdout.read().decode() if pruner.stdout else ""
+        if pruner.returncode != 0:
+            raise BenchmarkFailure(f"conductor_prune exited {pruner.returncode}: {output}")
+    finally:
+        proc.terminate()
+    (left,) = query(f"SELECT count(*) FROM {EXECUTION} WHERE task_name = %s", [HISTORY])
+    if left[0] != 0:
+        raise BenchmarkFailure(f"prune: {left[0]} of {sizes.prune_rows} due rows left")
+    reset_tables()
+    return {
+        "rows": sizes.prune_rows,
+        "prune_s": pruning_s,
+        "rows_per_s": sizes.prune_rows / pruning_s,
+        "noop_during": during,
+        "noop_without": without,
+        "ratio": during / without,
+        "output": output.strip().splitlines()[-1:],
+    }

@@ -9,7 +9,7 @@ from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections
 
 from .conf import PREFIX, Settings
-from .options import is_delay_list, is_positive
+from .options import is_delay_list, is_positive, keep_problem
 from .registry import registry
 from .triggers.cron import Cron
 from .triggers.events import OnEvent
@@ -95,8 +95,6 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 #: Options from the design that later versions enforce; W001 warns when one is set.
 NOT_ENFORCED_YET: dict[str, Any] = {
-    "remove_on_complete": False,
-    "remove_on_fail": False,
     "batch": None,
 }
 
@@ -174,6 +172,21 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
             _setting_error(
                 "RETRY_DELAYS", "a non-empty list of seconds or timedeltas, none negative"
             )
+        )
+    retention = _configured("RETENTION")
+    problem = None if retention is UNSET else keep_problem(retention)
+    if problem is not None:
+        errors.append(
+            Error(
+                f"{PREFIX}RETENTION must be {problem}.",
+                hint="Give completed, failed and cancelled a timedelta, or None to keep them.",
+                id="django_conductor.E004",
+            )
+        )
+    interval = _configured("PRUNE_INTERVAL")
+    if interval is not UNSET and interval is not None and not is_positive(interval):
+        errors.append(
+            _setting_error("PRUNE_INTERVAL", "None or a positive number of seconds or timedelta")
         )
     if not errors:
         current = Settings()

@@ -36,13 +36,24 @@ class Settings:
     #: Default delays before attempts 2, 3, 4, 5+ (seconds).
     RETRY_DELAYS: tuple[float, ...] = (15.0, 30.0, 60.0, 60.0)
 
+    #: How long finished executions are kept, per status, before pruning removes them
+    #: (seconds or a timedelta; None keeps them for ever). A status left out keeps its
+    #: default; ``cancelled`` follows ``failed`` unless given.
+    RETENTION: dict[str, float | timedelta | None] = {  # noqa: RUF012 (read, never changed)
+        "completed": 7 * 24 * 3600.0,
+        "failed": 30 * 24 * 3600.0,
+    }
+    #: How often a worker prunes finished executions past their retention (seconds); None
+    #: leaves pruning to ``manage.py conductor_prune``.
+    PRUNE_INTERVAL: float | None = 60.0
+
     DURATIONS = ("LEASE", "HEARTBEAT_INTERVAL", "POLL_INTERVAL", "SHUTDOWN_GRACE")
 
     def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
         if name.isupper() and name != "DURATIONS":
             default = super().__getattribute__(name)
             value = getattr(django_settings, PREFIX + name, default)
-            if name in type(self).DURATIONS:
+            if name in type(self).DURATIONS or (name == "PRUNE_INTERVAL" and value is not None):
                 return seconds(value)
             return value
         return super().__getattribute__(name)

@@ -139,6 +139,31 @@ def run_at_problem(run_at: object, delay: object) -> str | None:
     return None
 
 
+def retention_problem(option: str, value: object) -> str | None:
+    """``remove_on_complete`` and ``remove_on_fail``: True removes at the next pruning pass,
+    a timedelta keeps the execution that long after it finished, False follows the project's
+    ``CONDUCTOR_RETENTION``."""
+    if isinstance(value, bool) or (isinstance(value, timedelta) and value > timedelta(0)):
+        return None
+    return f"{option} must be True, False or a positive timedelta, not {value!r}"
+
+
+def keep_problem(value: object) -> str | None:
+    """``CONDUCTOR_RETENTION``: a dict of statuses to seconds or timedeltas, or None."""
+    if not isinstance(value, dict):
+        return f"a dict such as {{'completed': timedelta(days=7)}}, not {value!r}"
+    unknown = sorted(set(value) - set(RETAINED_STATUSES), key=repr)
+    if unknown:
+        return f"keyed by {', '.join(map(repr, RETAINED_STATUSES))}, not {unknown[0]!r}"
+    for status, keep in value.items():
+        if keep is not None and not is_duration(keep):
+            return f"None or seconds or a timedelta, none negative, for {status!r}, not {keep!r}"
+    return None
+
+
+#: The statuses ``CONDUCTOR_RETENTION`` may give a duration for.
+RETAINED_STATUSES = ("completed", "failed", "cancelled")
+
 #: A task's options and their checks, for ``Task``.
 TASK_OPTIONS: dict[str, Callable[[object], str | None]] = {
     "name": name_problem,
@@ -150,5 +175,7 @@ TASK_OPTIONS: dict[str, Callable[[object], str | None]] = {
     "batch": lambda value: optional_count_problem("batch", value),
     "retry_delays": retry_delays_problem,
     "window": window_problem,
+    "remove_on_complete": lambda value: retention_problem("remove_on_complete", value),
+    "remove_on_fail": lambda value: retention_problem("remove_on_fail", value),
     "func": handler_problem,
 }

@@ -45,3 +45,9 @@ CONDUCTOR_LEASE = float(os.environ.get("CONDUCTOR_TEST_LEASE", "30"))
 CONDUCTOR_HEARTBEAT_INTERVAL = float(os.environ.get("CONDUCTOR_TEST_HEARTBEAT_INTERVAL", "1"))
 CONDUCTOR_SHUTDOWN_GRACE = float(os.environ.get("CONDUCTOR_TEST_SHUTDOWN_GRACE", "30"))
 CONDUCTOR_POLL_INTERVAL = 1
+# Pruning is off in tests unless one turns it on for its worker processes.
+CONDUCTOR_PRUNE_INTERVAL = (
+    float(os.environ["CONDUCTOR_TEST_PRUNE_INTERVAL"])
+    if "CONDUCTOR_TEST_PRUNE_INTERVAL" in os.environ
+    else None
+)

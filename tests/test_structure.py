@@ -28,7 +28,7 @@ LAYERS = [
         "windows",
     },
     {"store", "group_commit", "step_writer"},
-    {"retrying", "models", "handle", "children", "event_waits", "triggers"},
+    {"retrying", "models", "handle", "children", "event_waits", "triggers", "retention"},
     {
         "call_guards",
         "trigger_calls",

@@ -160,6 +160,13 @@ class Execution(models.Model):
                 name="conductor_finished_at",
                 condition=Q(finished_at__isnull=False),
             ),
+            # Pruning reads the finished roots of one task and status, oldest first, down to
+            # its retention's cut-off, and finds which tasks have any by skipping along it.
+            models.Index(
+                fields=["task_name", "status", "finished_at"],
+                name="conductor_prunable",
+                condition=Q(parent__isnull=True, finished_at__isnull=False),
+            ),
             # The admin's status filter and counts (per task, too) for the unhappy ends.
             models.Index(
                 fields=["status", "-id"],

@@ -29,6 +29,7 @@ from .connections import DB_ERRORS
 from .duties import Heartbeat
 from .holdings import Holdings
 from .listener import listen
+from .pruning import Pruner
 from .signals import StopSignals
 
 logger = logging.getLogger("django_conductor.worker")
@@ -154,6 +155,7 @@ class Worker:
 
         duties: list[tuple[str, Callable[[], None]]] = [("slot", slot)] * self.concurrency
         duties += [("heartbeat", self.heartbeat.run), ("listener", listener)]
+        duties += [("pruner", Pruner(self.identity, self.stopping).run)]
         for index, (name, target) in enumerate(duties):
             thread = threading.Thread(
                 target=self._duty(name, target), name=f"conductor-{name}-{index}", daemon=True
