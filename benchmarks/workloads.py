@@ -272,15 +272,21 @@ def sleep_child(sizes: Sizes) -> dict[str, Any]:
 
 # -- 6. scale ---------------------------------------------------------------------------
 
-_HISTORY = f"""
+
+def _finished_rows(age: str) -> str:
+    """An INSERT of ``%s`` completed no-op rows, one a second, the newest ``age`` old."""
+    return f"""
 INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, status, priority, run_at,
     attempts, max_attempts, claims, superseded, wake_pending, result, error, created_at,
     started_at, finished_at)
 SELECT '{HISTORY}', 'default', 'conductor.invoke', jsonb_build_object('n', g), 'completed', 0,
     t, 1, 3, 1, false, false, 'null'::jsonb, '', t, t, t + interval '5 milliseconds'
 FROM generate_series(1, %s) AS g,
-    LATERAL (SELECT now() - make_interval(secs => %s - g) AS t) AS at
+    LATERAL (SELECT now() - interval '{age}' - make_interval(secs => %s - g) AS t) AS at
 """
+
+
+_HISTORY = _finished_rows("0 days")
 
 
 def claim_latency(samples: int) -> dict[str, Any]:
@@ -615,15 +621,7 @@ def memory(sizes: Sizes) -> dict[str, Any]:
 # -- 14. pruning ------------------------------------------------------------------------
 
 #: Finished roots past the default retention (completed, 7 days), oldest first.
-_PRUNABLE = f"""
-INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, status, priority, run_at,
-    attempts, max_attempts, claims, superseded, wake_pending, result, error, created_at,
-    started_at, finished_at)
-SELECT '{HISTORY}', 'default', 'conductor.invoke', jsonb_build_object('n', g), 'completed', 0,
-    t, 1, 3, 1, false, false, 'null'::jsonb, '', t, t, t + interval '5 milliseconds'
-FROM generate_series(1, %s) AS g,
-    LATERAL (SELECT now() - interval '8 days' - make_interval(secs => %s - g) AS t) AS at
-"""
+_PRUNABLE = _finished_rows("8 days")
 
 
 def _feed_noops(until: Any, backlog: int = 10_000, batch: int = 2_000) -> None:
