@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import DatabaseError, connections
 
 from .conf import PREFIX, Settings
@@ -47,8 +47,7 @@ def database_errors(connection: Any, *, psycopg3: bool) -> list[Error]:
 
 @register("django_conductor")
 def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """E002: duplicate task names; E003: unknown or invalid options; E007: a bad cron or
-    event trigger; W001: options not enforced yet."""
+    """E002: duplicate task names; E003: unknown or invalid options; E007: a bad trigger."""
     errors: list[CheckMessage] = []
     for duplicate in registry.duplicates:
         first = registry.tasks[duplicate.name]
@@ -80,33 +79,7 @@ def check_tasks(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                     id="django_conductor.E007",
                 )
             )
-        for option in unenforced_options(task):
-            errors.append(
-                Warning(
-                    f"Task {task.name!r} sets {option}, which this version of "
-                    "django_conductor accepts but does not enforce yet.",
-                    hint="Remove the option, or silence django_conductor.W001 knowingly.",
-                    obj=task,
-                    id="django_conductor.W001",
-                )
-            )
     return errors
-
-
-#: Options from the design that later versions enforce; W001 warns when one is set.
-NOT_ENFORCED_YET: dict[str, Any] = {
-    "batch": None,
-}
-
-
-def unenforced_options(task: Any) -> list[str]:
-    unenforced = [
-        f"{option}={getattr(task, option)!r}"
-        for option, default in NOT_ENFORCED_YET.items()
-        if getattr(task, option) != default
-    ]
-    others = [t for t in task.triggers if not isinstance(t, Cron | OnEvent | OnModel)]
-    return unenforced + ([f"triggers={others!r}"] if others else [])
 
 
 def trigger_problems(task: Any) -> list[str]:
@@ -115,6 +88,7 @@ def trigger_problems(task: Any) -> list[str]:
     cron_names: set[str] = set()
     for trigger in task.triggers:
         if not isinstance(trigger, Cron | OnEvent | OnModel):
+            problems.append(f"triggers must be cron(), on_event() or on_model(), not {trigger!r}")
             continue
         problem = trigger.problem()
         if isinstance(trigger, Cron):

@@ -35,7 +35,7 @@ class Task:
         window: tuple[str, str] | None = None,
         remove_on_complete: bool | timedelta = False,
         remove_on_fail: bool | timedelta = False,
-        batch: int | None = None,
+        batch: int | tuple[int, float | timedelta] | None = None,
         triggers: Iterable[Any] = (),
         invocable: bool = True,
         **unknown: Any,
@@ -68,12 +68,32 @@ class Task:
             problems.append(
                 f"concurrency_key={self.concurrency_key!r} needs a limit: set concurrency too"
             )
+        if self.batch is not None and self.concurrency is not None:
+            problems.append(
+                "batch and concurrency cannot be combined: a batch runs many executions in "
+                "one thread, so a limit on executions running at once cannot hold for it"
+            )
         return [problem for problem in problems if problem is not None]
 
     @property
+    def batch_size(self) -> int | None:
+        """The most events one call of a batch handler gets; None for a task without."""
+        if self.batch is None:
+            return None
+        return self.batch[0] if isinstance(self.batch, tuple) else self.batch
+
+    @property
+    def batch_wait(self) -> float:
+        """How long (seconds) the first ready event may wait for its batch to fill."""
+        return seconds(self.batch[1]) if isinstance(self.batch, tuple) else 0.0
+
+    @property
     def limit_key(self) -> str | None:
-        """What its new executions' concurrency key is made from: None with no limit, ''
-        for one limit across the task, else the payload field it is counted per."""
+        """What its new executions' concurrency key is made from: None for a task claimed
+        with the rest, '' for one claimed on its own path as a whole (a task-wide limit, or
+        a batch), else the payload field its limit is counted per."""
+        if self.batch is not None:
+            return ""
         if self.concurrency is None:
             return None
         return self.concurrency_key or ""

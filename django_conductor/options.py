@@ -5,6 +5,7 @@ returns what is wrong, or None."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import TypeGuard
@@ -73,10 +74,27 @@ def max_attempts_problem(value: object) -> str | None:
 
 
 def optional_count_problem(option: str, value: object) -> str | None:
-    """``concurrency`` and ``batch``: None, or an integer of at least 1."""
+    """``concurrency``: None, or an integer of at least 1."""
     if value is None or (is_int(value) and value >= 1):
         return None
     return f"{option} must be None or an integer of at least 1, not {value!r}"
+
+
+#: The most events one batch may hold: a batch is read into one worker thread's memory.
+MAX_BATCH = 10_000
+
+
+def batch_problem(value: object) -> str | None:
+    """``batch``: None, a size, or a size and the longest an event waits for a batch to fill
+    (seconds or a timedelta)."""
+    size, wait = value if isinstance(value, tuple) and len(value) == 2 else (value, 0)
+    finite = is_duration(wait) and not (isinstance(wait, float) and math.isinf(wait))
+    if value is None or (is_int(size) and 1 <= size <= MAX_BATCH and finite):
+        return None
+    return (
+        f"batch must be None, a size from 1 to {MAX_BATCH:,}, or (size, longest wait) such as "
+        f"(100, timedelta(seconds=1)), not {value!r}"
+    )
 
 
 def concurrency_key_problem(value: object) -> str | None:
@@ -172,7 +190,7 @@ TASK_OPTIONS: dict[str, Callable[[object], str | None]] = {
     "priority": priority_problem,
     "concurrency": lambda value: optional_count_problem("concurrency", value),
     "concurrency_key": concurrency_key_problem,
-    "batch": lambda value: optional_count_problem("batch", value),
+    "batch": batch_problem,
     "retry_delays": retry_delays_problem,
     "window": window_problem,
     "remove_on_complete": lambda value: retention_problem("remove_on_complete", value),

@@ -12,12 +12,24 @@ from django.db import connection
 from django.db.models.functions import Now
 
 from django_conductor.models import Execution, Step
+from django_conductor.registry import registry
 from django_conductor.worker import Worker
 
 from .factories import ExecutionFactory, FailedExecutionFactory, StepFactory
 from .testapp.models import SideEffect
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def clean_registry():
+    """Tasks registered inside a test are removed afterwards."""
+    before = dict(registry.tasks)
+    duplicates = list(registry.duplicates)
+    yield registry
+    registry.tasks.clear()
+    registry.tasks.update(before)
+    registry.duplicates[:] = duplicates
 
 
 @pytest.fixture

@@ -8,18 +8,6 @@ from django.test import override_settings
 
 from django_conductor import task
 from django_conductor.checks import check_settings, check_tasks, database_errors
-from django_conductor.registry import registry
-
-
-@pytest.fixture
-def clean_registry():
-    """Tasks registered inside a test are removed afterwards."""
-    before = dict(registry.tasks)
-    duplicates = list(registry.duplicates)
-    yield registry
-    registry.tasks.clear()
-    registry.tasks.update(before)
-    registry.duplicates[:] = duplicates
 
 
 def ids(errors):
@@ -126,7 +114,7 @@ def test_a_good_window_passes_every_check_and_is_enforced(clean_registry):
     def office(event, ctx):
         pass
 
-    assert check_tasks() == []  # neither E003 nor W001: windows are enforced
+    assert check_tasks() == []  # no E003: a good window
     assert str(nightly.parsed_window) == "window 22:00-06:00"
 
 
@@ -164,12 +152,11 @@ def test_e006_heartbeat_must_be_well_inside_the_lease():
     assert ids(errors) == ["django_conductor.E006"]
 
 
-def test_w001_options_accepted_but_not_enforced_yet(clean_registry):
-    @task(name="limited", concurrency=2, batch=10)
-    def limited(event, ctx):
+def test_e007_a_trigger_that_is_none_of_the_three(clean_registry):
+    @task(name="odd-trigger", triggers=["every morning"])
+    def odd(event, ctx):
         pass
 
-    warnings = check_tasks()
-    assert ids(warnings) == ["django_conductor.W001"]
-    assert "batch=10" in warnings[0].msg
-    assert "concurrency" not in warnings[0].msg
+    errors = check_tasks()
+    assert ids(errors) == ["django_conductor.E007"]
+    assert "triggers must be cron(), on_event() or on_model(), not 'every morning'" in errors[0].msg

@@ -17,22 +17,12 @@ from django_conductor import retention
 from django_conductor.checks import check_settings, check_tasks
 from django_conductor.definition import Task
 from django_conductor.models import Execution, FailedExecution, Step
-from django_conductor.registry import registry
 from django_conductor.store.retention import PRUNE_LOCK
 from tests.testapp.retention_tasks import drop_when_done
 
 from .conftest import wait_until
 
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def clean_registry():
-    """Tasks registered inside a test are removed afterwards."""
-    before = dict(registry.tasks)
-    yield registry
-    registry.tasks.clear()
-    registry.tasks.update(before)
 
 
 def finished(factory, task_name="echo", status="completed", ago=timedelta(seconds=1), **fields):
@@ -262,7 +252,7 @@ def test_bad_retention_options_are_reported(value, clean_registry):
         ]
 
 
-def test_retention_options_are_enforced_so_w001_says_nothing(clean_registry):
+def test_good_retention_options_pass_the_checks(clean_registry):
     from django_conductor import task
 
     @task(name="drops", remove_on_complete=True, remove_on_fail=timedelta(hours=1))

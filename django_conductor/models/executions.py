@@ -96,8 +96,9 @@ class Execution(models.Model):
         max_length=200,
         null=True,
         blank=True,
-        help_text="Its task's concurrency limit counts it under this key; empty when the "
-        "limit is task-wide, null when its task has none.",
+        help_text="Null when it is claimed with the rest; else it is claimed on its task's "
+        "own path (a concurrency limit, or a batch) and a limit counts it under this key, "
+        "empty when task-wide.",
     )
     wake_pending = models.BooleanField(
         db_default=False, help_text="A child finished while this execution was running."

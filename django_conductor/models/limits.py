@@ -1,5 +1,7 @@
 """Concurrency limits as the database holds them: every worker reads a task's limit here at
-each claim, so a limit a newly started worker writes holds for all the others at once."""
+each claim, so a limit a newly started worker writes holds for all the others at once. A
+batch task has a row with no limit: the row records that its executions are claimed on
+their own path, so that a start which changes that keys them anew."""
 
 from __future__ import annotations
 
@@ -10,7 +12,10 @@ from django.db.models.functions import Now
 class ConcurrencyLimit(models.Model):
     task_name = models.CharField(max_length=200, primary_key=True)
     concurrency = models.PositiveIntegerField(
-        help_text="At most this many of its executions run at once (per key, with a key)."
+        null=True,
+        blank=True,
+        help_text="At most this many of its executions run at once (per key, with a key); "
+        "null for a batch task, which has no limit.",
     )
     key = models.CharField(
         max_length=200,
@@ -25,5 +30,7 @@ class ConcurrencyLimit(models.Model):
         ordering = ("task_name",)
 
     def __str__(self) -> str:
+        if self.concurrency is None:
+            return f"{self.task_name}: batched"
         per = f" per {self.key}" if self.key else ""
         return f"{self.task_name}: {self.concurrency}{per}"

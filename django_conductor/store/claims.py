@@ -139,7 +139,7 @@ LOCK_LIMITS = f"""
 SELECT l.task_name, l.concurrency
 FROM {LIMIT} l,
     (SELECT set_config('idle_in_transaction_session_timeout', %(guard)s, true)) AS guarded
-WHERE l.task_name = ANY(%(tasks)s::text[])
+WHERE l.task_name = ANY(%(tasks)s::text[]) AND l.concurrency IS NOT NULL
 ORDER BY l.task_name
 FOR NO KEY UPDATE OF l SKIP LOCKED
 """
@@ -224,6 +224,101 @@ def claim_limited(
     statement = CLAIM_LIMITED_QUEUES if queues else CLAIM_LIMITED_ANY_QUEUE
     execute(cursor, statement, params, prepare=True)
     return rows(cursor, ClaimRow)
+
+
+#: One batch of a batch task's executions, read from conductor_claimable_limited (its rows
+#: are keyed ''): up to ``size`` ready ones in claim order, taken only when they fill the
+#: batch or the first has waited ``wait`` seconds since it became ready; else none is
+#: taken, and the rows are unlocked as the statement ends. All start their attempt now.
+_CLAIM_BATCHED = f"""
+WITH ready AS (
+    SELECT id, run_at, row_number() OVER () AS place FROM (
+        SELECT id, run_at FROM {EXECUTION}
+        WHERE {_CLAIMABLE} AND concurrency_key IS NOT NULL AND task_name = %(task)s
+            AND run_at <= now() {{queue_filter}}
+        ORDER BY priority DESC, run_at, id
+        LIMIT %(size)s
+        FOR UPDATE SKIP LOCKED
+    ) r
+), picked AS (
+    SELECT id, place FROM ready
+    WHERE (SELECT count(*) >= %(size)s
+                  OR min(run_at) <= now() - make_interval(secs => %(wait)s)
+           FROM ready)
+), {_TAKE}"""
+CLAIM_BATCHED_ANY_QUEUE = _CLAIM_BATCHED.format(queue_filter="")
+CLAIM_BATCHED_QUEUES = _CLAIM_BATCHED.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
+
+
+def claim_batched(
+    cursor: psycopg.Cursor[Any],
+    *,
+    task: str,
+    size: int,
+    wait: float,
+    worker: str,
+    lease: float,
+    queues: list[str],
+) -> list[ClaimRow]:
+    """Claim one batch of ``task``'s executions, or none while it has not filled and has
+    waited less than ``wait``; each to start now."""
+    params = {
+        "task": task,
+        "size": size,
+        "wait": wait,
+        "start": size,
+        "worker": worker,
+        "lease": lease,
+        "queues": queues,
+    }
+    execute(
+        cursor, CLAIM_BATCHED_QUEUES if queues else CLAIM_BATCHED_ANY_QUEUE, params, prepare=True
+    )
+    return rows(cursor, ClaimRow)
+
+
+#: Seconds until the next batch of any of these batch tasks may be claimed: its first
+#: executions in claim order, ready or not, plus its wait. Negative when one is claimable.
+_BATCH_DUE = f"""
+SELECT extract(epoch FROM min(first.run_at + make_interval(secs => t.wait)) - now())
+FROM unnest(%(tasks)s::text[], %(sizes)s::int[], %(waits)s::float8[]) AS t(task_name, size, wait)
+CROSS JOIN LATERAL (
+    SELECT min(run_at) AS run_at FROM (
+        SELECT run_at FROM {EXECUTION}
+        WHERE {_CLAIMABLE} AND concurrency_key IS NOT NULL AND task_name = t.task_name
+            {{queue_filter}}
+        ORDER BY priority DESC, run_at, id
+        LIMIT t.size
+    ) f
+) first
+"""
+BATCH_DUE_ANY_QUEUE = _BATCH_DUE.format(queue_filter="")
+BATCH_DUE_QUEUES = _BATCH_DUE.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
+
+
+class Batched(NamedTuple):
+    """A batch task as its claims need it."""
+
+    task_name: str
+    size: int
+    #: Seconds the first ready execution may wait for its batch to fill.
+    wait: float
+
+
+def batch_due(
+    cursor: psycopg.Cursor[Any], batched: list[Batched], *, queues: list[str]
+) -> float | None:
+    """Seconds until a batch of ``batched`` is due (0 or less: now); None when none has
+    executions waiting."""
+    params = {
+        "tasks": [b.task_name for b in batched],
+        "sizes": [b.size for b in batched],
+        "waits": [b.wait for b in batched],
+        "queues": queues,
+    }
+    execute(cursor, BATCH_DUE_QUEUES if queues else BATCH_DUE_ANY_QUEUE, params, prepare=True)
+    due = one(cursor, NextDue)
+    return None if due is None or due.seconds is None else float(due.seconds)
 
 
 #: The steps of claimed executions read again after the claim: the claim reads steps from

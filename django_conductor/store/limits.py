@@ -1,6 +1,7 @@
 """Concurrency limits in the database: the ones the code defines, written by a starting
-worker, and which of a worker's tasks have one. A task whose limit or key changed has its
-unfinished executions keyed anew, so that the limit counts them all from then on."""
+worker, and which of a worker's tasks have one. A batch task is stored with no limit, as a
+task claimed on its own path. A task whose limit, key or path changed has its unfinished
+executions keyed anew, so that its claims find them all from then on."""
 
 from __future__ import annotations
 
@@ -33,12 +34,15 @@ WHERE task_name = %(task)s AND status IN {LIVE}
     AND concurrency_key IS DISTINCT FROM {concurrency_key("%(key)s::text", "payload")}
 """
 
-HAS_LIMITS = f"SELECT EXISTS (SELECT FROM {LIMIT} WHERE task_name = ANY(%(tasks)s::text[]))"
+HAS_LIMITS = f"""
+SELECT EXISTS (
+    SELECT FROM {LIMIT} WHERE task_name = ANY(%(tasks)s::text[]) AND concurrency IS NOT NULL
+)"""
 
 
 class Changed(NamedTuple):
     task_name: str
-    #: Its new key spec; None when it has no limit now.
+    #: Its new key spec; None when it is claimed with the rest now.
     key: str | None
 
 
@@ -46,8 +50,9 @@ class Defined(NamedTuple):
     """A task's limit as its code defines it."""
 
     task_name: str
+    #: None with no limit (a batch task has a key and no limit).
     concurrency: int | None
-    #: ``Task.limit_key``: None with no limit.
+    #: ``Task.limit_key``: None for a task claimed with the rest.
     key: str | None
 
 
@@ -60,10 +65,8 @@ def put_limits(cursor: Cursor, defined: list[Defined]) -> list[Changed]:
     that holds them."""
     execute(cursor, STORED, {"tasks": [d.task_name for d in defined]})
     stored = {row.task_name: row for row in rows(cursor, Defined)}
-    defined = [
-        d for d in defined if stored.get(d.task_name) != (d if d.concurrency is not None else None)
-    ]
-    limited = [d for d in defined if d.concurrency is not None]
+    defined = [d for d in defined if stored.get(d.task_name) != (d if d.key is not None else None)]
+    limited = [d for d in defined if d.key is not None]
     execute(
         cursor,
         PUT_LIMITS,
@@ -74,7 +77,7 @@ def put_limits(cursor: Cursor, defined: list[Defined]) -> list[Changed]:
         },
     )
     changed = rows(cursor, Changed)
-    unlimited = [d.task_name for d in defined if d.concurrency is None]
+    unlimited = [d.task_name for d in defined if d.key is None]
     execute(cursor, DROP_LIMITS, {"tasks": unlimited})
     changed += rows(cursor, Changed)
     for task in changed:

@@ -274,17 +274,30 @@ def defer_tick(claimed: Claimed, closed: WindowClosed) -> None:
 
 
 def _failure(claimed: Claimed, ctx: Context, exc: Exception) -> Outcome:
-    done = claimed.outcome
+    outcome = failure(claimed, exc)
+    if outcome.status == Status.FAILED:
+        ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, outcome.error)
+    else:
+        ctx.logger.warning(
+            "Attempt %d failed (%s); retrying in %.0fs",
+            claimed.attempt,
+            outcome.error,
+            outcome.run_in,
+        )
+    return outcome
+
+
+def failure(claimed: Claimed, exc: Exception) -> Outcome:
+    """How an attempt that raised ``exc`` ends: failed for good (a final error, or its last
+    attempt), else pending until its task's next retry delay has passed."""
     error = payloads.storable_text(error_text(exc))
     if isinstance(exc, FINAL_ERRORS) or claimed.attempt >= claimed.max_attempts:
-        ctx.logger.error("Failed for good after attempt %d: %s", claimed.attempt, error)
         trace = payloads.storable_text(traceback.format_exc())
-        return done(Status.FAILED, error=error, traceback=trace)
+        return claimed.outcome(Status.FAILED, error=error, traceback=trace)
     task = registry.tasks.get(claimed.task_name)
     delays = task.retry_delays if task is not None else None
     delay = retry_delay(delays, claimed.attempt + 1)
-    ctx.logger.warning("Attempt %d failed (%s); retrying in %.0fs", claimed.attempt, error, delay)
-    return done(Status.PENDING, run_in=delay, error=error)
+    return claimed.outcome(Status.PENDING, run_in=delay, error=error)
 
 
 def hand_back(claimed: Claimed, exc: BaseException) -> Outcome:

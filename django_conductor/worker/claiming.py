@@ -10,19 +10,33 @@ import time
 
 from ..conf import settings
 from ..lease import Lease, elapsed
+from ..registry import registry
 from ..store.base import server_cursor
-from ..store.claims import ClaimRow, claim_batch, claim_limited, lock_limits, next_due
+from ..store.claims import (
+    Batched,
+    ClaimRow,
+    batch_due,
+    claim_batch,
+    claim_batched,
+    claim_limited,
+    lock_limits,
+    next_due,
+)
 from ..store.limits import has_limits
 from .attempt import Claimed, reread_child_steps
 from .base import Identity, database_trouble, next_backoff, raw_cursor
+from .batches import Batch
 from .connections import DB_ERRORS, raw_connection
-from .holdings import Holdings
+from .holdings import Holdings, Job
 from .outcomes import OutcomeWriter
 
 #: A claimed execution that waits longer than this for a thread halves the prefetch.
 PREFETCH_MAX_WAIT = 0.05
 #: How long the loop may hold finished outcomes back to write them together (seconds).
 BATCH_WINDOW = 0.002
+#: The shortest sleep while a due batch could not be claimed (another worker holds its
+#: executions for a moment): no busy loop.
+BATCH_RETRY = 0.01
 #: How long the server lets a limited claim's transaction sit idle (a frozen worker holding
 #: its limits' locks) before it ends it, and the locks with it (milliseconds).
 LIMIT_LOCK_GUARD_MS = 5000
@@ -48,8 +62,16 @@ class ClaimLoop:
         self.burst = burst
         self.stopping = stopping
         self.wake = wake
-        #: Claims for the execution threads, in claim order; None tells a thread to stop.
-        self.jobs: queue.SimpleQueue[Claimed | None] = queue.SimpleQueue()
+        #: Jobs for the execution threads, in claim order; None tells a thread to stop.
+        self.jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        #: This worker's batch tasks, claimed a batch at a time, in turn.
+        self.batched = [
+            Batched(task.name, task.batch_size, task.batch_wait)
+            for task in sorted(registry, key=lambda task: task.name)
+            if task.batch_size is not None
+        ]
+        self.batch_names = {batched.task_name for batched in self.batched}
+        self.batch_turn = 0
         #: Whether some of this worker's tasks have a concurrency limit, as last looked up.
         self.limited = False
         self.limits_seen_at = float("-inf")
@@ -73,7 +95,8 @@ class ClaimLoop:
             if self.burst and not busy:
                 return
             # Busy: a finishing execution wakes the loop. Idle: sleep until the next is due.
-            self.wake.wait(settings.POLL_INTERVAL if busy else self.idle_wait())
+            wait = settings.POLL_INTERVAL if busy else self.idle_wait()
+            self.wake.wait(min(wait, self.batch_wait()))
 
     def gather_outcomes(self) -> None:
         """Give executions still running a moment to finish, so that their outcomes share
@@ -101,6 +124,20 @@ class ClaimLoop:
             return settings.POLL_INTERVAL
         return max(0.0, min(due, settings.POLL_INTERVAL))
 
+    def batch_wait(self) -> float:
+        """Until a batch of this worker's batch tasks is due, when a thread is free to run
+        it (a busy thread's end wakes the loop anyway)."""
+        if not self.batched or not self.holdings.idle_threads(self.identity.concurrency):
+            return settings.POLL_INTERVAL
+        try:
+            with raw_cursor() as cursor:
+                due = batch_due(cursor, self.batched, queues=self.identity.queues)
+        except DB_ERRORS:
+            return settings.POLL_INTERVAL
+        if due is None:
+            return settings.POLL_INTERVAL
+        return max(BATCH_RETRY, min(due, settings.POLL_INTERVAL))
+
     def claim(self) -> int:
         """Claim a batch once at least ``prefetch`` places in the local buffer (threads plus
         prefetch) are free, so each claim is a real batch and threads stay fed."""
@@ -115,25 +152,54 @@ class ClaimLoop:
         sent_at = elapsed()
         idle = self.holdings.idle_threads(concurrency)
         conn = raw_connection()
+        jobs: list[Job] = self.claim_batches(idle, sent_at, lease) if idle and self.batched else []
+        idle -= len(jobs)
         rows = self.claim_limited(idle, lease) if idle and self.has_limits() else []
         with server_cursor(conn) as cursor:
-            rows += claim_batch(
-                cursor,
-                limit=free - len(rows),
-                # These begin their attempt now; the rest when a thread takes them.
-                start=max(0, idle - len(rows)),
-                worker=self.identity.worker_id,
-                lease=lease,
-                queues=self.identity.queues,
-                tasks=self.identity.tasks_literal,
-            )
+            if free > len(jobs) + len(rows):
+                rows += claim_batch(
+                    cursor,
+                    limit=free - len(jobs) - len(rows),
+                    # These begin their attempt now; the rest when a thread takes them.
+                    start=max(0, idle - len(rows)),
+                    worker=self.identity.worker_id,
+                    lease=lease,
+                    queues=self.identity.queues,
+                    tasks=self.identity.tasks_literal,
+                )
             claims = [Claimed.from_row(row, Lease(sent_at, lease)) for row in rows]
             reread_child_steps(cursor, claims)
-        self.last_claim_full = len(rows) == free
-        self.holdings.add(claims)
-        for claimed in claims:
-            self.jobs.put(claimed)
-        return len(rows)
+        # A batch task's execution created before its task was one (in a deploy) is claimed
+        # with the rest: it runs as a batch of one.
+        jobs += [Batch((c,)) if c.task_name in self.batch_names else c for c in claims]
+        self.last_claim_full = len(jobs) == free
+        self.holdings.add(jobs)
+        for job in jobs:
+            self.jobs.put(job)
+        return len(jobs)
+
+    def claim_batches(self, idle: int, sent_at: float, lease: float) -> list[Job]:
+        """A batch of each batch task that has one due, for up to ``idle`` threads; the tasks
+        take turns at going first, so that one with a deep backlog starves none."""
+        turn, self.batch_turn = self.batch_turn, (self.batch_turn + 1) % len(self.batched)
+        batches: list[Job] = []
+        with server_cursor(raw_connection()) as cursor:
+            for batched in self.batched[turn:] + self.batched[:turn]:
+                if len(batches) >= idle:
+                    break
+                rows = claim_batched(
+                    cursor,
+                    task=batched.task_name,
+                    size=batched.size,
+                    wait=batched.wait,
+                    worker=self.identity.worker_id,
+                    lease=lease,
+                    queues=self.identity.queues,
+                )
+                if rows:
+                    members = tuple(Claimed.from_row(row, Lease(sent_at, lease)) for row in rows)
+                    batches.append(Batch(members))
+        return batches
 
     def has_limits(self) -> bool:
         """Looked up again once a heartbeat interval: a worker started since with a new

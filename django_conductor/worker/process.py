@@ -22,12 +22,13 @@ from ..step_writer import StepWriter
 from ..store.limits import Defined, put_limits
 from ..store.workers import forget_worker, ready_elsewhere
 from ..triggers.schedules import sync_static
-from .attempt import Claimed, hand_back, run_attempt
+from .attempt import hand_back, run_attempt
 from .base import Identity, database_trouble, raw_cursor, wait_for_database
+from .batches import Batch, run_batch
 from .claiming import ClaimLoop
 from .connections import DB_ERRORS
 from .duties import Heartbeat
-from .holdings import Holdings
+from .holdings import Holdings, Job
 from .listener import listen
 from .pruning import Pruner
 from .signals import StopSignals
@@ -180,27 +181,35 @@ class Worker:
 
 
 def run_slot(
-    jobs: queue.SimpleQueue[Claimed | None],
+    jobs: queue.SimpleQueue[Job | None],
     holdings: Holdings,
     writer: StepWriter,
     stopping: threading.Event,
     wake: threading.Event,
 ) -> None:
-    """An execution thread: run the attempts of the claims it takes, one at a time, until
-    it takes None."""
+    """An execution thread: run the attempts of the jobs it takes, one at a time, until it
+    takes None."""
     while True:
-        claimed = jobs.get()
-        if claimed is None:
+        job = jobs.get()
+        if job is None:
             break
-        holdings.taken(claimed, time.monotonic() - claimed.claimed_at)
-        try:
-            outcome = run_attempt(
-                claimed, stopping=stopping, writer=writer, started=holdings.started
-            )
-        except BaseException as exc:  # never lose a slot, never leave it "running"
-            logger.exception("Unexpected error running execution %s", claimed.id)
-            outcome = hand_back(claimed, exc)
-        holdings.ended(claimed, outcome)
+        holdings.taken(time.monotonic() - job.claimed_at)
+        if isinstance(job, Batch):
+            try:
+                outcomes = run_batch(job, stopping=stopping, started=holdings.started_batch)
+            except BaseException as exc:  # never lose a slot, never leave them "running"
+                logger.exception("Unexpected error running a batch of %s", job.members[0].task_name)
+                outcomes = [hand_back(claimed, exc) for claimed in job.members]
+            holdings.ended_batch(outcomes)
+        else:
+            try:
+                outcome = run_attempt(
+                    job, stopping=stopping, writer=writer, started=holdings.started
+                )
+            except BaseException as exc:  # never lose a slot, never leave it "running"
+                logger.exception("Unexpected error running execution %s", job.id)
+                outcome = hand_back(job, exc)
+            holdings.ended(job, outcome)
         wake.set()
     connection.close()
 

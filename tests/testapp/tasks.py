@@ -62,6 +62,7 @@ def slow(event, ctx):
 
 
 from .bad_value_tasks import *  # noqa: E402, F403
+from .batch_tasks import *  # noqa: E402, F403
 from .cron_tasks import *  # noqa: E402, F403
 from .durable_tasks import *  # noqa: E402, F403
 from .event_tasks import *  # noqa: E402, F403
