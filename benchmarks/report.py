@@ -297,6 +297,12 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             "pass" if r["ratio"] >= 0.8 else f"MISS ({r['ratio']:.2f}x)",
         )
 
+    def batched(r: dict[str, Any]) -> None:
+        add(
+            f"15. {r['rows']:,} rows inserted, 1 worker: batch=100 bulk_create / one each",
+            f"{_num(r['batch_rate'])} / {_num(r['one_rate'])} rows/s ({r['speedup']:.1f}x)",
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -341,6 +347,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("row-trigger", row_trigger, "12. row triggers")
     section("limits", limits, "13. concurrency limits")
     section("prune", pruned, "14. pruning")
+    section("batch", batched, "15. batch handlers")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

@@ -44,6 +44,7 @@ WORKLOADS = (
     "row-trigger",
     "limits",
     "prune",
+    "batch",
     "peers",
 )
 
@@ -167,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "row-trigger": lambda: workloads.row_trigger(sizes),
         "limits": lambda: workloads.limits(sizes),
         "prune": lambda: workloads.prune(sizes),
+        "batch": lambda: workloads.batch(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -253,6 +255,7 @@ PRIMARY = {
     "row-trigger": ("ratio",),
     "limits": ("mixed_loss",),
     "prune": ("ratio",),
+    "batch": ("speedup",),
 }
 
 

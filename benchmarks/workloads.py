@@ -59,6 +59,7 @@ class Sizes:
     memory_noop: int = 4_000
     memory_steps: int = 400
     prune_rows: int = 200_000
+    batch_rows: int = 20_000
     pgbench_seconds: float = 5.0
     peer_noop: int = 20_000
     peer_pickup: int = 500
@@ -616,6 +617,41 @@ def memory(sizes: Sizes) -> dict[str, Any]:
         verify(STEPS, sizes.memory_steps, steps_each=STEPS_EACH)
         result[f"c{concurrency}"] = {"peak_rss_mb": _mb(proc.peak_rss), "wall_s": proc.wall}
     return result
+
+
+# -- 15. batch handlers -----------------------------------------------------------------
+
+INSERT_ONE = "bench-insert-one"
+INSERT_BATCH = "bench-insert-batch"
+
+
+def batch(sizes: Sizes) -> dict[str, Any]:
+    """Rows inserted per second by one worker: a task that inserts its event's row, one
+    execution at a time, against a batch task (``batch=100``) that inserts its events' rows
+    with one ``bulk_create``. One row per execution, so executions/s is rows/s."""
+    count = sizes.batch_rows
+    rates: dict[str, float] = {}
+    for task_name, task in (
+        (INSERT_ONE, _tasks().insert_one),
+        (INSERT_BATCH, _tasks().insert_batch),
+    ):
+        reset_tables()
+        execute("TRUNCATE benchapp_plainrow")
+        enqueue(task, count)
+        analyze()
+        procs = [WorkerProcess(f"batch-{task_name}", ["--burst"])]
+        wait_for_exit(procs, drain_timeout(count), lambda name=task_name: completed(name))
+        verify(task_name, count)
+        (rows,) = query("SELECT count(*) FROM benchapp_plainrow")
+        if rows[0] != count:
+            raise BenchmarkFailure(f"{task_name}: {rows[0]} rows inserted, not {count}")
+        rates[task_name] = window(task_name).rate
+    return {
+        "rows": count,
+        "one_rate": rates[INSERT_ONE],
+        "batch_rate": rates[INSERT_BATCH],
+        "speedup": rates[INSERT_BATCH] / rates[INSERT_ONE],
+    }
 
 
 # -- 14. pruning ------------------------------------------------------------------------

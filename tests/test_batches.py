@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.db.models.functions import Now
+from django.test import override_settings
 
 from django_conductor import cancel, emit, invoke
 from django_conductor.checks import check_tasks
@@ -22,11 +23,13 @@ from tests.testapp.batch_tasks import (
     batch_slow,
     batch_uses_step,
     batch_waits,
+    batch_windowed,
     batch_wrong_length,
 )
 from tests.testapp.models import SideEffect
 
 from .conftest import effects, wait_until
+from .test_window_runs import at, zone_where_it_is
 from .test_worker_process import SHORT_LEASE
 
 
@@ -175,6 +178,24 @@ def test_a_killed_workers_batch_runs_again_whole_on_another(worker_process):
     # The killed attempt counts: each member is on its second.
     assert sorted(effects("event")) == sorted(f"{i}:{n}" for i in ids for n in (1, 2))
     assert [e.claims for e in by_id(handles)] == [2, 2, 2]
+
+
+def test_outside_its_window_a_batch_waits_for_the_opening_without_an_attempt(run_worker):
+    handles = batch_windowed.invoke_many([{}, {}])
+    closed_zone, closed_local = zone_where_it_is(10, 16)  # the window is 22:00-06:00
+    with override_settings(TIME_ZONE=closed_zone):
+        run_worker()
+    assert batches() == []
+    for execution in by_id(handles):
+        assert (execution.status, execution.attempts) == (Status.PENDING, 0)
+        assert execution.run_at == at(closed_local, "22:00")
+
+    open_zone, _ = zone_where_it_is(0, 4)
+    Execution.objects.update(run_at=Now())
+    with override_settings(TIME_ZONE=open_zone):
+        run_worker()
+    assert batches() == [[h.id for h in handles]]
+    assert [e.attempts for e in by_id(handles)] == [1, 1]
 
 
 def test_executions_made_before_their_task_was_a_batch_task_run_as_batches_of_one(

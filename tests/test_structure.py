@@ -31,6 +31,7 @@ LAYERS = [
     {"retrying", "models", "handle", "children", "event_waits", "triggers", "retention"},
     {
         "call_guards",
+        "batch_context",
         "trigger_calls",
         "parallel",
         "context",

@@ -2,7 +2,7 @@
 
 from django_conductor import on_event, on_model, task
 
-from .models import TriggeredRow
+from .models import PlainRow, TriggeredRow
 
 STEPS = 10
 
@@ -54,3 +54,13 @@ def row_inserted(event, ctx):
 @task(name="bench-limited-5", concurrency=5)
 def limited_five(event, ctx):
     return None
+
+
+@task(name="bench-insert-one")
+def insert_one(event, ctx):
+    PlainRow.objects.create(n=event.payload["n"], label="one")
+
+
+@task(name="bench-insert-batch", batch=100)
+def insert_batch(events, ctx):
+    PlainRow.objects.bulk_create(PlainRow(n=e.payload["n"], label="batch") for e in events)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from typing import Any
+
+import psycopg
 
 from ..conf import settings
 from ..lease import Lease, elapsed
@@ -72,6 +75,11 @@ class ClaimLoop:
         ]
         self.batch_names = {batched.task_name for batched in self.batched}
         self.batch_turn = 0
+        #: When to look for batches next (monotonic): at once after a claimed batch or news
+        #: of new work, else when the first waiting batch is due.
+        self.batches_due_at = float("-inf")
+        #: Set by the listener on news of new work, which may fill a batch.
+        self.new_work = threading.Event()
         #: Whether some of this worker's tasks have a concurrency limit, as last looked up.
         self.limited = False
         self.limits_seen_at = float("-inf")
@@ -125,15 +133,15 @@ class ClaimLoop:
         return max(0.0, min(due, settings.POLL_INTERVAL))
 
     def batch_wait(self) -> float:
-        """Until a batch of this worker's batch tasks is due, when a thread is free to run
-        it (a busy thread's end wakes the loop anyway)."""
+        """Until batches are looked for next, when a thread is free to run one (a busy
+        thread's end wakes the loop anyway)."""
         if not self.batched or not self.holdings.idle_threads(self.identity.concurrency):
             return settings.POLL_INTERVAL
-        try:
-            with raw_cursor() as cursor:
-                due = batch_due(cursor, self.batched, queues=self.identity.queues)
-        except DB_ERRORS:
-            return settings.POLL_INTERVAL
+        return max(0.0, self.batches_due_at - time.monotonic())
+
+    def next_batch_in(self, cursor: psycopg.Cursor[Any]) -> float:
+        """Seconds until a batch is due, at least ``BATCH_RETRY``, at most the poll interval."""
+        due = batch_due(cursor, self.batched, queues=self.identity.queues)
         if due is None:
             return settings.POLL_INTERVAL
         return max(BATCH_RETRY, min(due, settings.POLL_INTERVAL))
@@ -180,7 +188,13 @@ class ClaimLoop:
 
     def claim_batches(self, idle: int, sent_at: float, lease: float) -> list[Job]:
         """A batch of each batch task that has one due, for up to ``idle`` threads; the tasks
-        take turns at going first, so that one with a deep backlog starves none."""
+        take turns at going first, so that one with a deep backlog starves none. Looked for
+        only when one may be due, so that batch tasks cost the other claims nothing."""
+        now = time.monotonic()
+        if self.new_work.is_set():
+            self.new_work.clear()
+        elif now < self.batches_due_at:
+            return []
         turn, self.batch_turn = self.batch_turn, (self.batch_turn + 1) % len(self.batched)
         batches: list[Job] = []
         with server_cursor(raw_connection()) as cursor:
@@ -199,6 +213,7 @@ class ClaimLoop:
                 if rows:
                     members = tuple(Claimed.from_row(row, Lease(sent_at, lease)) for row in rows)
                     batches.append(Batch(members))
+            self.batches_due_at = now if batches else now + self.next_batch_in(cursor)
         return batches
 
     def has_limits(self) -> bool:

@@ -15,19 +15,26 @@ logger = logging.getLogger("django_conductor.worker")
 
 
 def listen(
-    identity: Identity, holdings: Holdings, wake: threading.Event, stopping: threading.Event
+    identity: Identity,
+    holdings: Holdings,
+    wake: threading.Event,
+    stopping: threading.Event,
+    new_work: threading.Event,
 ) -> None:
+    """``wake`` is set on any news for the claim loop, ``new_work`` on news of new work."""
     backoff = 0.0
     while not stopping.is_set():
         try:
             with connect_listener(READY_CHANNEL, CANCEL_CHANNEL) as listener:
                 backoff = 0.0
-                wake.set()  # catch up on anything announced while not listening
+                new_work.set()  # catch up on anything announced while not listening
+                wake.set()
                 while not stopping.is_set():
                     for note in listener.notifies(timeout=1.0):
                         if note.channel == CANCEL_CHANNEL:
                             holdings.request_cancel(ids_of(note.payload))
                         elif not identity.queues or note.payload in identity.queues:
+                            new_work.set()
                             wake.set()
         except Exception as exc:  # the claim loop logs database trouble; just back off
             backoff = next_backoff(backoff)

@@ -149,7 +149,7 @@ class Worker:
 
     def _start_threads(self) -> None:
         def listener() -> None:
-            listen(self.identity, self.holdings, self.wake, self.stopping)
+            listen(self.identity, self.holdings, self.wake, self.stopping, self.claiming.new_work)
 
         def slot() -> None:
             run_slot(self.claiming.jobs, self.holdings, self.step_writer, self.stopping, self.wake)

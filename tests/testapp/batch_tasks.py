@@ -17,6 +17,7 @@ __all__ = [
     "batch_slow",
     "batch_uses_step",
     "batch_waits",
+    "batch_windowed",
     "batch_wrong_length",
 ]
 
@@ -79,3 +80,8 @@ def batch_hang_first(events, ctx):
     record_batch(events)
     if first:
         time.sleep(120)
+
+
+@task(name="batch-windowed", batch=10, window=("22:00", "06:00"))
+def batch_windowed(events, ctx):
+    record_batch(events)
