@@ -21,6 +21,7 @@ from tests.testapp.batch_tasks import (
     batch_hang_first,
     batch_insert,
     batch_slow,
+    batch_stalls_first,
     batch_uses_step,
     batch_waits,
     batch_windowed,
@@ -41,6 +42,10 @@ def batches():
 def by_id(handles):
     executions = Execution.objects.in_bulk([handle.id for handle in handles])
     return [executions[handle.id] for handle in handles]
+
+
+def all_completed(handles):
+    return {e.status for e in by_id(handles)} == {Status.COMPLETED}
 
 
 def test_ready_executions_run_together_up_to_the_batch_size(run_worker):
@@ -172,12 +177,35 @@ def test_a_killed_workers_batch_runs_again_whole_on_another(worker_process):
     doomed.wait(timeout=30)
 
     worker_process("--concurrency", "2", "--worker-id", "heir", env=SHORT_LEASE)
-    wait_until(lambda: {e.status for e in by_id(handles)} == {Status.COMPLETED}, timeout=90)
+    wait_until(lambda: all_completed(handles), timeout=90)
     ids = [h.id for h in handles]
     assert batches() == [ids, ids]
     # The killed attempt counts: each member is on its second.
     assert sorted(effects("event")) == sorted(f"{i}:{n}" for i in ids for n in (1, 2))
     assert [e.claims for e in by_id(handles)] == [2, 2, 2]
+
+
+def test_a_batch_frozen_past_its_lease_cannot_overwrite_the_outcomes_of_its_heir(
+    worker_process,
+):
+    handles = batch_stalls_first.invoke_many([{}, {}, {}])
+    frozen = worker_process("--concurrency", "1", "--worker-id", "frozen", env=SHORT_LEASE)
+    wait_until(lambda: batches() != [], timeout=60)
+    frozen.signal(signal.SIGSTOP)
+    try:
+        heir = worker_process("--concurrency", "1", "--worker-id", "heir", env=SHORT_LEASE)
+        wait_until(lambda: all_completed(handles), timeout=90)
+        SideEffect.objects.create(kind="go")
+    finally:
+        frozen.signal(signal.SIGCONT)
+    # Woken, its handler ends and returns; its outcomes are for a claim it lost.
+    wait_until(lambda: effects("stalled-ended") == [""], timeout=60)
+    frozen.signal(signal.SIGTERM)
+    assert frozen.wait(60) == 0, frozen.output
+    assert [e.result for e in by_id(handles)] == [heir.process.pid] * 3
+    assert [(e.status, e.claims) for e in by_id(handles)] == [(Status.COMPLETED, 2)] * 3
+    heir.signal(signal.SIGTERM)
+    assert heir.wait(60) == 0, heir.output
 
 
 def test_outside_its_window_a_batch_waits_for_the_opening_without_an_attempt(run_worker):

@@ -2,6 +2,7 @@
 SideEffect ("batch": its execution ids in order), and each event as another, so a test can
 tell which executions ran together and how often."""
 
+import os
 import time
 from datetime import timedelta
 
@@ -15,6 +16,7 @@ __all__ = [
     "batch_hang_first",
     "batch_insert",
     "batch_slow",
+    "batch_stalls_first",
     "batch_uses_step",
     "batch_waits",
     "batch_windowed",
@@ -85,3 +87,19 @@ def batch_hang_first(events, ctx):
 @task(name="batch-windowed", batch=10, window=("22:00", "06:00"))
 def batch_windowed(events, ctx):
     record_batch(events)
+
+
+@task(name="batch-stalls-first", batch=10)
+def batch_stalls_first(events, ctx):
+    """The first batch of all waits for a "go" row (its worker is to be frozen meanwhile),
+    then says it ended; each batch returns its process's pid for every event."""
+    first = not SideEffect.objects.filter(kind="batch").exists()
+    record_batch(events)
+    deadline = time.monotonic() + 120
+    while first and not SideEffect.objects.filter(kind="go").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("no go within 120 s")
+        time.sleep(0.05)
+    if first:
+        SideEffect.objects.create(kind="stalled-ended")
+    return [os.getpid()] * len(events)
