@@ -9,11 +9,10 @@ import threading
 from collections.abc import Callable
 from typing import NoReturn
 
+from .call_guards import park_point
 from .clock import DatabaseClock
 from .exceptions import NonRetryableError
-from .replay import Park, WindowClosed
-from .statuses import Status
-from .windows import Window, closed_until
+from .windows import Window
 
 logger = logging.getLogger("django_conductor.execution")
 
@@ -71,12 +70,7 @@ class BatchContext:
     def checkpoint(self) -> None:
         """A release point: put the whole batch back, using no attempt, when the worker is
         stopping or the task's window has closed."""
-        if self._stopping.is_set():
-            raise Park(Status.PENDING, run_in=0.0)
-        if self._window is not None:
-            opening = closed_until(self._window, self._clock.now())
-            if opening is not None:
-                raise WindowClosed(opening)
+        park_point(self._stopping, self._window, self._clock)
 
     def __getattr__(self, name: str) -> Callable[..., NoReturn]:
         if name not in DURABLE_CALLS:

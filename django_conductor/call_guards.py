@@ -19,6 +19,17 @@ from .windows import Window, closed_until
 _IN_TRANSACTION = (psycopg.pq.TransactionStatus.INTRANS, psycopg.pq.TransactionStatus.INERROR)
 
 
+def park_point(stopping: threading.Event, window: Window | None, clock: DatabaseClock) -> None:
+    """Park, using no attempt, if the worker is stopping or the task's window has closed
+    (on the claim's clock): the release point of an execution and of a batch."""
+    if stopping.is_set():
+        raise Park(Status.PENDING, run_in=0.0)
+    if window is not None:
+        opening = closed_until(window, clock.now())
+        if opening is not None:
+            raise WindowClosed(opening)
+
+
 class CallGuards:
     """One attempt's refusals (a transaction, a lost lease, a reused step name) and its
     release points (a cancel, a stopping worker, the task's window closing)."""
@@ -84,12 +95,7 @@ class CallGuards:
         closed: the checks that need no database (the window's is on the claim's clock)."""
         if self.cancelled:
             raise ExecutionCancelled(f"Execution {self._execution_id} was cancelled.")
-        if self._stopping.is_set():
-            raise Park(Status.PENDING, run_in=0.0)
-        if self._window is not None:
-            opening = closed_until(self._window, self._clock.now())
-            if opening is not None:
-                raise WindowClosed(opening)
+        park_point(self._stopping, self._window, self._clock)
 
     def ensure_lease(self, name: str) -> None:
         """Start nothing once this process's own view of the lease has run out: another
