@@ -62,9 +62,10 @@ def run_worker(transactional_db):
 
 
 class WorkerProcess:
-    """A real ``manage.py conductor_worker`` subprocess on the test database."""
+    """A real ``manage.py conductor_worker`` (or another ``command``) subprocess on the test
+    database."""
 
-    def __init__(self, *args, env=None):
+    def __init__(self, *args, env=None, command="conductor_worker"):
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -72,7 +73,7 @@ class WorkerProcess:
             "PYTHONPATH": str(ROOT),
             **(env or {}),
         }
-        command = [sys.executable, "-m", "django", "conductor_worker", "-v", "2", *args]
+        command = [sys.executable, "-m", "django", command, "-v", "2", *args]
         # A file rather than a pipe: a test can read what the worker said while it runs.
         self.log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by the fixture)
         self.process = subprocess.Popen(
@@ -108,8 +109,8 @@ def worker_process(transactional_db):
     """Start real worker processes; every one still alive at the end is killed."""
     started = []
 
-    def start(*args, env=None):
-        proc = WorkerProcess(*args, env=env)
+    def start(*args, env=None, command="conductor_worker"):
+        proc = WorkerProcess(*args, env=env, command=command)
         started.append(proc)
         return proc
 

@@ -3,6 +3,7 @@ CONDUCTOR_RETENTION decide how long finished executions stay; pruning removes wh
 trees from their roots, with their steps and failure records, in batches that skip what
 another session holds; the command reports per task and status; a worker process prunes."""
 
+import signal
 from datetime import timedelta
 from io import StringIO
 
@@ -17,6 +18,7 @@ from django_conductor import retention
 from django_conductor.checks import check_settings, check_tasks
 from django_conductor.definition import Task
 from django_conductor.models import Execution, FailedExecution, Step
+from django_conductor.store.base import EXECUTION, STEP
 from django_conductor.store.retention import PRUNE_LOCK
 from tests.testapp.retention_tasks import drop_when_done
 
@@ -313,3 +315,60 @@ def test_pruning_off_leaves_everything(worker_process, execution_factory):
     assert proc.wait(timeout=60) == 0
     assert Execution.objects.get(pk=handle.id).status == "completed"
     assert exists(old) == [True]
+
+
+#: ``%s`` finished trees 40 days old: a root with a step that invoked its one child.
+OLD_TREES = f"""
+WITH roots AS (
+    INSERT INTO {EXECUTION} (task_name, payload, status, started_at, finished_at)
+    SELECT 'echo', '{{}}', 'completed', now() - interval '40 days', now() - interval '40 days'
+    FROM generate_series(1, %s)
+    RETURNING id
+), children AS (
+    INSERT INTO {EXECUTION} (task_name, payload, status, started_at, finished_at, parent_id,
+        parent_step)
+    SELECT 'echo', '{{}}', 'completed', now() - interval '40 days', now() - interval '40 days',
+        id, 'child'
+    FROM roots
+    RETURNING id, parent_id
+)
+INSERT INTO {STEP} (execution_id, name, kind, child_id, finished_at)
+SELECT parent_id, 'child', 'invoke', id, now() - interval '40 days' FROM children
+"""
+
+
+def torn_trees():
+    """Roots left without their child or its step, and children or steps left without
+    their root: what a pruner killed between two deletes of one tree would leave."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""SELECT
+            (SELECT count(*) FROM {EXECUTION} r WHERE r.parent_id IS NULL
+               AND NOT EXISTS (SELECT FROM {EXECUTION} c WHERE c.parent_id = r.id)),
+            (SELECT count(*) FROM {EXECUTION} r WHERE r.parent_id IS NULL
+               AND NOT EXISTS (SELECT FROM {STEP} s WHERE s.execution_id = r.id)),
+            (SELECT count(*) FROM {EXECUTION} c WHERE c.parent_id IS NOT NULL
+               AND NOT EXISTS (SELECT FROM {EXECUTION} r WHERE r.id = c.parent_id))"""
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.slow
+def test_a_pruner_killed_mid_pass_leaves_each_tree_whole_or_gone(worker_process):
+    trees = 6_000  # six batches, with a pause after each at least twice its length
+    with connection.cursor() as cursor:
+        cursor.execute(OLD_TREES, [trees])
+    roots = Execution.objects.filter(parent__isnull=True)
+    pruner = worker_process(command="conductor_prune")
+    wait_until(lambda: roots.count() < trees, timeout=60)  # its first batches are gone
+    pruner.signal(signal.SIGKILL)
+    pruner.wait(timeout=30)
+
+    left = roots.count()
+    assert 0 < left < trees, "the pruner finished before it was killed; prune more trees"
+    assert torn_trees() == (0, 0, 0)
+    assert Execution.objects.count() == 2 * left
+    assert Step.objects.count() == left
+
+    retention.prune(pause=0)  # a later pass removes the rest
+    assert Execution.objects.count() == Step.objects.count() == 0
