@@ -22,6 +22,7 @@ LAYERS = [
         "refusals",
         "lease",
         "clock",
+        "eager_switch",
         "registry",
         "replay",
         "statuses",
@@ -41,6 +42,7 @@ LAYERS = [
         "apps",
     },
     {"worker", "admin", "templatetags", "management", "migrations"},
+    {"testing"},
 ]
 
 
