@@ -206,6 +206,21 @@ def test_eager_invoke_inside_a_transaction_runs_once_it_commits():
         assert handle.status() == "completed"
 
 
+def test_eager_emit_wakes_a_wait_for_the_event_and_runs_it_on():
+    with eager():
+        handle = invoke("awaits-approval", {"order_id": 9})
+        assert handle.status() == "waiting"
+        emit("order.approved", {"order_id": 9, "by": "ann"})
+    assert handle.wait(0) == {"order_id": 9, "by": "ann"}
+
+
+@pytest.mark.django_db(transaction=False)
+def test_eager_in_a_test_transaction_is_refused_before_anything_is_stored():
+    with eager(), pytest.raises(ConductorError, match="transactional test"):
+        invoke("echo", 1)
+    assert not Execution.objects.exists()
+
+
 def test_eager_runaway_work_hits_its_limit():
     with eager(limit=3), pytest.raises(DrainLimitExceeded):
         runs_away.invoke(1)
@@ -267,6 +282,13 @@ def test_advance_makes_a_cron_tick_due_and_the_next_tick_follows():
     hourly = Schedule.objects.get(name="hourly")
     assert hourly.next_run_at == following.scheduled_at
     assert hourly.last_run_at == first.scheduled_at - timedelta(hours=1)
+
+
+def test_advance_makes_a_debounced_run_due():
+    handle = invoke("echo", 1, debounce=timedelta(hours=1))
+    assert list(drain()) == []  # it runs at the next hour's start
+    advance(timedelta(hours=1))
+    assert [e.id for e in drain()] == [handle.id]
 
 
 def test_advance_moves_every_recorded_time_but_the_workers():
