@@ -71,6 +71,9 @@ def test_drain_of_some_queues_leaves_the_others():
     mine = invoke("echo", 2)
     assert [e.id for e in drain(queues=["default"])] == [mine.id]
     assert Execution.objects.get(pk=other.id).status == "pending"
+    with pytest.raises(TypeError, match="list of queue names"):
+        drain(queues="other")
+    assert Execution.objects.get(pk=other.id).status == "pending"
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1.5, True, "10"])

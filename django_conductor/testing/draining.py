@@ -61,7 +61,7 @@ class Drained(list[Execution]):
 def draining() -> bool:
     """Whether this thread is running attempts for a drain: eager mode leaves what a
     handler stores to that drain instead of starting another inside it."""
-    return bool(getattr(_here, "draining", False))
+    return getattr(_here, "depth", 0) > 0
 
 
 def drain(*, limit: int = DEFAULT_LIMIT, queues: Iterable[str] = ()) -> Drained:
@@ -104,6 +104,8 @@ class Session:
 
     def __init__(self, call: str, queues: Iterable[str]) -> None:
         refuse_transaction(call)
+        if isinstance(queues, str):
+            raise TypeError(f"{call} takes a list of queue names, not the string {queues!r}")
         host = socket.gethostname()
         self.identity = Identity(
             worker_id=f"testing-{host}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
@@ -134,11 +136,11 @@ class Session:
         )
         self.heartbeat.start()
         self.writer = StepWriter()
-        _here.draining = True
+        _here.depth = getattr(_here, "depth", 0) + 1
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        _here.draining = False
+        _here.depth -= 1
         try:
             self.loop.outcomes.hand_back()
         finally:
