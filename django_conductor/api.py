@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from django.db import connection, transaction
 
-from . import payloads
+from . import eager_switch, payloads
 from .conf import seconds
 from .exceptions import ConductorError, PayloadError
 from .handle import ExecutionHandle
@@ -32,7 +32,16 @@ if TYPE_CHECKING:
     from .definition import Task
 
 
-def enqueue(
+def enqueue(task: Task, items: list[Any], **options: Any) -> list[ExecutionHandle]:
+    """Store executions (``_store``); in eager mode, run them at once (``eager_switch``)."""
+    run = eager_switch.before_enqueue()
+    handles = _store(task, items, **options)
+    if handles:
+        eager_switch.after_enqueue(run)
+    return handles
+
+
+def _store(
     task: Task,
     items: list[Any],
     *,

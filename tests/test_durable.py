@@ -3,12 +3,12 @@
 from datetime import timedelta
 
 import pytest
-from django.db.models import F
 from django.db.models.functions import Now
 
 from django_conductor import ExecutionFailed, invoke
 from django_conductor.models import Execution, FailedExecution, Step
-from tests.conftest import effects, fast_forward
+from django_conductor.testing import advance
+from tests.conftest import database_now, effects
 from tests.testapp.models import SideEffect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,7 +62,10 @@ def test_sleep_frees_the_slot_and_the_reminder_goes_out_after_the_wake_time(run_
     run_worker(concurrency=1)  # nothing is due: the sleep holds
     assert Execution.objects.get(pk=handle.id).status == "sleeping"
 
-    fast_forward(handle.id)
+    advance(timedelta(days=1) - timedelta(minutes=1))
+    run_worker(concurrency=1)  # a minute to go
+    assert Execution.objects.get(pk=handle.id).status == "sleeping"
+    advance(timedelta(minutes=1))
     run_worker(concurrency=1)
     assert handle.wait(1) == "reminded"
     assert effects("welcome") == [""]
@@ -163,7 +166,7 @@ def test_a_child_timeout_cancels_the_child_and_fails_the_parent(run_worker):
     assert wait.wake_at - wait.started_at == timedelta(minutes=5)
     assert parent.run_at == wait.wake_at
 
-    fast_forward(handle.id)
+    advance(timedelta(minutes=5))
     run_worker(queues=["default"])
     parent = Execution.objects.get(pk=handle.id)
     child = Execution.objects.get(parent=parent)
@@ -265,18 +268,15 @@ def test_a_cancelled_running_execution_stops_at_its_next_step(run_worker):
 def test_retrying_a_parent_whose_child_timed_out_gives_the_child_a_fresh_deadline(run_worker):
     handle = invoke("parent-with-timeout", {})
     run_worker(queues=["default"])
-    six_minutes = timedelta(minutes=6)  # let time pass: shift every clock reading back
-    Step.objects.filter(execution_id=handle.id).update(
-        started_at=F("started_at") - six_minutes, wake_at=F("wake_at") - six_minutes
-    )
-    Execution.objects.filter(pk=handle.id).update(run_at=F("run_at") - six_minutes)
+    advance(timedelta(minutes=6))
     run_worker(queues=["default"])
     assert Execution.objects.get(pk=handle.id).status == "failed"
 
+    retried_at = database_now()
     assert FailedExecution.objects.get(execution_id=handle.id).retry()
     step = Step.objects.get(execution_id=handle.id, name="slow-child")
     assert step.wake_at - step.started_at == timedelta(minutes=5)  # exactly: one clock
-    assert step.started_at >= Execution.objects.get(pk=handle.id).created_at  # restarted now
+    assert step.started_at >= retried_at  # restarted now
     run_worker()  # serves the child's queue this time
     assert handle.wait(1) == 2
 

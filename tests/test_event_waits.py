@@ -8,7 +8,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import transaction
-from django.db.models import F
 
 from django_conductor import emit, invoke, retry
 from django_conductor.models import Execution, FailedExecution, Step
@@ -19,20 +18,11 @@ from django_conductor.store.notify import connect_listener
 from django_conductor.store.outcomes import finish_attempts
 from django_conductor.store.transitions import after_status_changes
 from django_conductor.store.waits import start_wait
+from django_conductor.testing import advance
 from django_conductor.worker.attempt import Outcome
 from tests.testapp.models import SideEffect
 
-from .conftest import fast_forward, wait_until
-
-
-def as_if_an_hour_passed(execution_id):
-    """Move the open wait's start and deadline, and the execution's run time, an hour and a
-    second back: its timeout has passed, its length unchanged."""
-    back = timedelta(hours=1, seconds=1)
-    Step.objects.filter(execution_id=execution_id, finished_at__isnull=True).update(
-        started_at=F("started_at") - back, wake_at=F("wake_at") - back
-    )
-    Execution.objects.filter(pk=execution_id).update(run_at=F("run_at") - back)
+from .conftest import wait_until
 
 
 def state(handle):
@@ -84,7 +74,10 @@ def test_a_timeout_is_recorded_and_fails_the_execution_for_good(run_worker):
     (wait,) = Step.objects.filter(execution_id=handle.id)
     length = wait.wake_at - wait.started_at
     assert length.total_seconds() == 3600
-    as_if_an_hour_passed(handle.id)
+    advance(length - timedelta(minutes=1))
+    run_worker()
+    assert state(handle)[0] == "waiting"  # a minute to go
+    advance(timedelta(minutes=1))
     run_worker()
     execution = Execution.objects.get(pk=handle.id)
     assert execution.status == "failed" and execution.attempts == 1
@@ -109,7 +102,7 @@ def test_a_timeout_is_recorded_and_fails_the_execution_for_good(run_worker):
 def test_a_handler_may_catch_the_timeout_and_its_replay_sees_the_same(run_worker):
     handle = invoke("awaits-or-escalates")
     run_worker()
-    fast_forward(handle.id)
+    advance(timedelta(hours=1))
     run_worker()
     execution = Execution.objects.get(pk=handle.id)
     assert execution.status == "completed"

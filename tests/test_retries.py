@@ -1,24 +1,19 @@
 from datetime import timedelta
 
 import pytest
-from django.db.models.functions import Now
 
 from django_conductor import invoke, retry
 from django_conductor.definition import retry_delay
 from django_conductor.models import Execution, FailedExecution, Step
+from django_conductor.testing import advance, drain
 from tests.conftest import database_now
 from tests.testapp.models import SideEffect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def make_ready(execution_id):
-    Execution.objects.filter(pk=execution_id).update(run_at=Now())
-
-
 def test_failed_attempts_are_retried_after_15_then_30_seconds(run_worker):
     handle = invoke("always-fails", {})
-    expected = []
     for delay in (15, 30):
         before = database_now()
         run_worker()
@@ -27,8 +22,7 @@ def test_failed_attempts_are_retried_after_15_then_30_seconds(run_worker):
         assert execution.error == "ValueError: boom"
         waited = execution.run_at - before
         assert timedelta(seconds=delay) <= waited <= timedelta(seconds=delay + 5)
-        expected.append(delay)
-        make_ready(handle.id)
+        advance(delay)
     run_worker()
     execution = Execution.objects.get(pk=handle.id)
     assert (execution.status, execution.attempts) == ("failed", 3)
@@ -44,11 +38,13 @@ def test_retry_delays_take_a_sequence_or_a_callable():
     assert retry_delay(lambda attempt: attempt * 10, 3) == 30
 
 
-def test_exhausted_attempts_fail_with_a_failure_record(run_worker):
+def test_exhausted_attempts_fail_with_a_failure_record():
     handle = invoke("always-fails", {})
-    for _ in range(3):
-        make_ready(handle.id)
-        run_worker()
+    drain()
+    advance(15)
+    drain()
+    advance(30)
+    assert drain().attempts == 1
     execution = Execution.objects.get(pk=handle.id)
     assert execution.status == "failed"
     assert execution.finished_at is not None

@@ -22,6 +22,7 @@ LAYERS = [
         "refusals",
         "lease",
         "clock",
+        "eager_switch",
         "registry",
         "replay",
         "statuses",
@@ -42,6 +43,7 @@ LAYERS = [
         "apps",
     },
     {"worker", "admin", "templatetags", "management", "migrations"},
+    {"testing"},
 ]
 
 

@@ -19,9 +19,10 @@ from django_conductor.store.claims import claim_batch
 from django_conductor.store.notify import connect_listener
 from django_conductor.store.outcomes import finish_attempts, reap_expired
 from django_conductor.store.transitions import after_status_changes
+from django_conductor.testing import advance
 from django_conductor.worker.attempt import Outcome
 from django_conductor.worker.holdings import Holdings
-from tests.conftest import effects, fast_forward, wait_until
+from tests.conftest import effects, wait_until
 from tests.testapp.models import SideEffect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -120,7 +121,7 @@ def test_a_child_timeout_is_recorded_so_a_late_child_result_never_reaches_the_pa
     assert Execution.objects.get(pk=handle.id).status == "waiting"
     child_id, child_claims = claim_as("child-worker", "children")  # the child is running
 
-    fast_forward(handle.id)
+    advance(timedelta(minutes=5))
     run_worker(queues=["default"])  # the deadline passed: the parent takes the fallback
     parent = Execution.objects.get(pk=handle.id)
     assert parent.status == "sleeping"
@@ -135,7 +136,7 @@ def test_a_child_timeout_is_recorded_so_a_late_child_result_never_reaches_the_pa
     step.refresh_from_db()
     assert (step.result, step.error.startswith("Timed out")) == (None, True)  # not overwritten
 
-    fast_forward(handle.id)
+    advance(timedelta(hours=1))
     run_worker(queues=["default"])  # the replay after the sleep takes the same branch
     assert handle.wait(1) == "fallback"
     assert effects("fallback") == [""]

@@ -321,6 +321,25 @@ def batch_due(
     return None if due is None or due.seconds is None else float(due.seconds)
 
 
+#: One named execution, claimed with the same update: for the test helpers' ``run_one``,
+#: which runs a chosen execution rather than the next in line.
+CLAIM_ONE = f"""
+WITH picked AS (
+    SELECT id, 1 AS place FROM {EXECUTION}
+    WHERE id = %(id)s AND {_CLAIMABLE} AND run_at <= now()
+    FOR UPDATE SKIP LOCKED
+), {_TAKE}"""
+
+
+def claim_one(
+    cursor: psycopg.Cursor[Any], execution_id: int, *, worker: str, lease: float
+) -> ClaimRow | None:
+    """Claim the execution if it is ready and no one holds it; its attempt starts now."""
+    params = {"id": execution_id, "start": 1, "worker": worker, "lease": lease}
+    execute(cursor, CLAIM_ONE, params)
+    return one(cursor, ClaimRow)
+
+
 #: The steps of claimed executions read again after the claim: the claim reads steps from
 #: its statement's snapshot, and a child finishing just before the claim locked its parent
 #: may have recorded the parent's invoke step after that snapshot was taken.

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db import connection
 
-from .. import payloads
+from .. import eager_switch, payloads
 from ..exceptions import ConductorError, PayloadError, error_text
 from ..handle import ExecutionHandle
 from ..options import checked, name_problem
@@ -110,8 +110,10 @@ def emit(event_name: str, payload: Any = None) -> list[ExecutionHandle]:
         for task, trigger in subscriptions(event_name)
         if trigger.wants(payload, task.name)
     ]
+    run = eager_switch.before_enqueue()
     with connection.cursor() as cursor:
         ids = store.emit(cursor, event_name, text, subscribers)
+    eager_switch.after_enqueue(run)  # also for the waits the event ended
     return [ExecutionHandle(execution_id) for execution_id in ids]
 
 
