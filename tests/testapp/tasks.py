@@ -72,3 +72,4 @@ from .row_tasks import *  # noqa: E402, F403
 from .wait_event_tasks import *  # noqa: E402, F403
 from .wait_tasks import *  # noqa: E402, F403
 from .window_tasks import *  # noqa: E402, F403
+from . import framework_tasks  # noqa: E402, F401  (Django tasks, for tests/test_backend.py)
