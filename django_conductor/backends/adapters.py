@@ -13,17 +13,17 @@ from ..registry import registry
 from .framework import InvalidTask, Task
 
 #: The Django task behind each registered name, the one its module last defined.
-_django_tasks: dict[str, Task] = {}
+_django_tasks: dict[str, Task[..., Any]] = {}
 #: The handler registered for each name: one function per name, whatever redefines it.
 _handlers: dict[str, Callable[..., Any]] = {}
 
 
-def task_name(django_task: Task) -> str:
+def task_name(django_task: Task[..., Any]) -> str:
     """The stable name a Django task's executions carry: its function's module path."""
     return django_task.module_path
 
 
-def register(django_task: Task, handler_for: Callable[[str], Callable[..., Any]]) -> str:
+def register(django_task: Task[..., Any], handler_for: Callable[[str], Callable[..., Any]]) -> str:
     """Make ``django_task`` runnable by name; its name, or ``InvalidTask`` saying why not."""
     name = task_name(django_task)
     if len(name) > NAME_LENGTH:
@@ -44,7 +44,7 @@ def register(django_task: Task, handler_for: Callable[[str], Callable[..., Any]]
     return name
 
 
-def django_task(name: str) -> Task | None:
+def django_task(name: str) -> Task[..., Any] | None:
     """The Django task registered as ``name``; None for a conductor task or an unknown one."""
     return _django_tasks.get(name)
 

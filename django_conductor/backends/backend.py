@@ -46,7 +46,7 @@ class ConductorBackend(BaseTaskBackend):
         value: int = self.options.get("max_attempts", DEFAULT_OPTIONS["max_attempts"])
         return value
 
-    def validate_task(self, task: Task) -> None:
+    def validate_task(self, task: Task[..., Any]) -> None:
         """The framework's rules, ours (a queue name's length, a task name's), and then
         registration: a task that validates can be run by any worker that imports it."""
         super().validate_task(task)
@@ -56,7 +56,7 @@ class ConductorBackend(BaseTaskBackend):
             )
         adapters.register(task, handler_for)
 
-    def enqueue(self, task: Task, args: Any, kwargs: Any) -> TaskResult:
+    def enqueue(self, task: Task[..., Any], args: Any, kwargs: Any) -> TaskResult[Any]:
         """One execution, written in the caller's transaction: workers see it when that
         commits, and never if it rolls back."""
         self.validate_task(task)
@@ -74,10 +74,10 @@ class ConductorBackend(BaseTaskBackend):
         task_enqueued.send(type(self), task_result=result)
         return result
 
-    def get_result(self, result_id: str) -> TaskResult:
+    def get_result(self, result_id: str) -> TaskResult[Any]:
         return results.build(results.rows(result_id).first(), result_id)
 
-    async def aget_result(self, result_id: str) -> TaskResult:
+    async def aget_result(self, result_id: str) -> TaskResult[Any]:
         return results.build(await results.rows(result_id).afirst(), result_id)
 
     def check(self, **kwargs: Any) -> Iterable[checks.CheckMessage]:

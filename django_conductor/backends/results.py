@@ -69,14 +69,15 @@ def rows(result_id: object) -> QuerySet[Execution, dict[str, Any]]:
         .order_by("failed_at", "id")
         .values(record=JSONObject(error="error", traceback="traceback"))
     )
-    return (
+    found: QuerySet[Execution, dict[str, Any]] = (
         Execution.objects.filter(pk=execution_id(result_id))
         .annotate(failure_records=ArraySubquery(failures))
         .values(*FIELDS, "failure_records")
     )
+    return found
 
 
-def build(row: dict[str, Any] | None, result_id: object) -> TaskResult:
+def build(row: dict[str, Any] | None, result_id: object) -> TaskResult[Any]:
     """The framework's result for ``row``; ``TaskResultDoesNotExist`` when there is none or
     it is not a Django task's."""
     if row is None:
@@ -103,7 +104,7 @@ def build(row: dict[str, Any] | None, result_id: object) -> TaskResult:
     workers = [""] * attempts
     if row["status"] == Status.RUNNING and row["lease_owner"] and workers:
         workers[-1] = row["lease_owner"]
-    result = TaskResult(
+    result: TaskResult[Any] = TaskResult(
         task=task,
         id=str(row["id"]),
         status=status,

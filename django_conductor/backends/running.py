@@ -54,7 +54,9 @@ def run(name: str, event: Event, ctx: Any) -> Any:
     # This attempt is counted by now, whether or not the row's count shows it yet.
     workers = [""] * (event.attempt - 1) + [row["lease_owner"] or "" if row else ""]
     started = dataclasses.replace(
-        started, status=TaskResultStatus.RUNNING, last_attempted_at=timezone.now(),
+        started,
+        status=TaskResultStatus.RUNNING,
+        last_attempted_at=timezone.now(),
         worker_ids=workers,
     )
     sender = type(task_backends[started.backend])
@@ -103,7 +105,7 @@ def final(exc: BaseException, event: Event) -> bool:
 
 
 def finished(
-    sender: type, started: TaskResult, status: TaskResultStatus, value: Any = None
+    sender: type, started: TaskResult[Any], status: TaskResultStatus, value: Any = None
 ) -> None:
     result = dataclasses.replace(started, status=status, finished_at=timezone.now())
     object.__setattr__(result, "_return_value", value)

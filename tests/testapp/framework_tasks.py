@@ -68,10 +68,13 @@ def context_id(context: TaskContext) -> dict[str, Any]:
 
 
 @task(takes_context=True)
-def fails_first_attempt(context: TaskContext, key: str) -> int:
+def fails_first_run(context: TaskContext, key: str) -> int:
+    """Fail the first run of ``key``; return the attempt number of any later one."""
+    earlier = SideEffect.objects.filter(kind="framework-attempt", value__startswith=f"{key}:")
+    ran_before = earlier.exists()
     SideEffect.objects.create(kind="framework-attempt", value=f"{key}:{context.attempt}")
-    if context.attempt == 1:
-        raise RuntimeError("first attempt fails")
+    if not ran_before:
+        raise RuntimeError("first run fails")
     return context.attempt
 
 
