@@ -52,7 +52,7 @@ def run(name: str, event: Event, ctx: Any) -> Any:
     row = results.rows(event.execution_id).first()
     started = results.build(row, event.execution_id)
     # This attempt is counted by now, whether or not the row's count shows it yet.
-    workers = [""] * (event.attempt - 1) + [row["lease_owner"] or "" if row else ""]
+    workers = [""] * (event.attempt - 1) + [(row["lease_owner"] or "") if row else ""]
     started = dataclasses.replace(
         started,
         status=TaskResultStatus.RUNNING,
