@@ -1,5 +1,7 @@
 import os
 
+import django
+
 from django_conductor.devdb import database_config
 
 SECRET_KEY = "tests-only"
@@ -17,6 +19,11 @@ INSTALLED_APPS = [
     "django_conductor",
     "tests.testapp",
 ]
+# Django's tasks framework runs on our backend (tests/test_backend.py); on Django 5.2 it is
+# the django-tasks package, an app (for its system checks and signals).
+TASKS = {"default": {"BACKEND": "django_conductor.backends.ConductorBackend"}}
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.append("django_tasks")
 MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -41,9 +41,11 @@ def documented_defaults():
 
 
 def check_ids_in_code():
-    """Ids in the checks module's source (every module of it, should it become a package)."""
+    """Ids in the checks module's source (every module of it, should it become a package),
+    and in the task backend's, whose checks Django's tasks framework runs."""
     path = Path(django_conductor.checks.__file__)
     files = sorted(path.parent.glob("*.py")) if path.name == "__init__.py" else [path]
+    files += sorted((Path(django_conductor.checks.__file__).parent / "backends").glob("*.py"))
     source = "\n".join(file.read_text() for file in files)
     return set(re.findall(r"django_conductor\.([EW]\d{3})", source))
 

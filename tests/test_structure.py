@@ -42,7 +42,7 @@ LAYERS = [
         "devdb",
         "apps",
     },
-    {"worker", "admin", "templatetags", "management", "migrations"},
+    {"worker", "admin", "backends", "templatetags", "management", "migrations"},
     {"testing"},
 ]
 

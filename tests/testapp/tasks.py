@@ -61,6 +61,7 @@ def slow(event, ctx):
     return "slept"
 
 
+from . import framework_tasks  # noqa: E402, F401  (Django tasks, for tests/test_backend.py)
 from .bad_value_tasks import *  # noqa: E402, F403
 from .batch_tasks import *  # noqa: E402, F403
 from .cron_tasks import *  # noqa: E402, F403
