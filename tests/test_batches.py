@@ -93,6 +93,15 @@ def test_a_partial_batch_waits_until_it_fills_or_its_wait_is_over(run_worker):
     assert batches()[1:] == [[h.id for h in late]]
 
 
+def test_full_batches_run_and_the_short_rest_waits(run_worker):
+    handles = batch_waits.invoke_many([{}] * 7)
+    run_worker(concurrency=4)
+
+    ids = [h.id for h in handles]
+    assert sorted(batches()) == [ids[0:3], ids[3:6]]
+    assert by_id(handles)[6].status == Status.PENDING
+
+
 def test_a_failing_batch_fails_the_attempt_of_each_member_on_its_own_schedule(run_worker):
     handles = batch_fails.invoke_many([{}, {}, {}])
     # One of them has already used its first attempt: this is its last.

@@ -226,10 +226,10 @@ def claim_limited(
     return rows(cursor, ClaimRow)
 
 
-#: One batch of a batch task's executions, read from conductor_claimable_limited (its rows
-#: are keyed ''): up to ``size`` ready ones in claim order, taken only when they fill the
-#: batch or the first has waited ``wait`` seconds since it became ready; else none is
-#: taken, and the rows are unlocked as the statement ends. All start their attempt now.
+#: Batches of a batch task's executions, read from conductor_claimable_limited (its rows
+#: are keyed ''): up to ``batches`` times ``size`` ready ones in claim order. Only whole
+#: batches are taken until the first has waited ``wait`` seconds since it became ready; then
+#: the last may be short. A row not taken is unlocked as the statement ends. All start now.
 _CLAIM_BATCHED = f"""
 WITH ready AS (
     SELECT id, run_at, row_number() OVER () AS place FROM (
@@ -237,14 +237,15 @@ WITH ready AS (
         WHERE {_CLAIMABLE} AND concurrency_key IS NOT NULL AND task_name = %(task)s
             AND run_at <= now() {{queue_filter}}
         ORDER BY priority DESC, run_at, id
-        LIMIT %(size)s
+        LIMIT %(size)s * %(batches)s
         FOR UPDATE SKIP LOCKED
     ) r
+), taken AS (
+    SELECT CASE WHEN min(run_at) <= now() - make_interval(secs => %(wait)s) THEN count(*)
+                ELSE count(*) / %(size)s * %(size)s END AS n
+    FROM ready
 ), picked AS (
-    SELECT id, place FROM ready
-    WHERE (SELECT count(*) >= %(size)s
-                  OR min(run_at) <= now() - make_interval(secs => %(wait)s)
-           FROM ready)
+    SELECT id, place FROM ready, taken WHERE place <= taken.n
 ), {_TAKE}"""
 CLAIM_BATCHED_ANY_QUEUE = _CLAIM_BATCHED.format(queue_filter="")
 CLAIM_BATCHED_QUEUES = _CLAIM_BATCHED.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
@@ -256,24 +257,25 @@ def claim_batched(
     task: str,
     size: int,
     wait: float,
+    batches: int,
     worker: str,
     lease: float,
     queues: list[str],
 ) -> list[ClaimRow]:
-    """Claim one batch of ``task``'s executions, or none while it has not filled and has
-    waited less than ``wait``; each to start now."""
+    """Claim up to ``batches`` batches of ``task``'s executions, in claim order, none while
+    the first has not filled and has waited less than ``wait``; each to start now."""
     params = {
         "task": task,
         "size": size,
         "wait": wait,
-        "start": size,
+        "batches": batches,
+        "start": size * batches,
         "worker": worker,
         "lease": lease,
         "queues": queues,
     }
-    execute(
-        cursor, CLAIM_BATCHED_QUEUES if queues else CLAIM_BATCHED_ANY_QUEUE, params, prepare=True
-    )
+    statement = CLAIM_BATCHED_QUEUES if queues else CLAIM_BATCHED_ANY_QUEUE
+    execute(cursor, statement, params, prepare=True)
     return rows(cursor, ClaimRow)
 
 

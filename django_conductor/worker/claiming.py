@@ -187,9 +187,10 @@ class ClaimLoop:
         return len(jobs)
 
     def claim_batches(self, idle: int, sent_at: float, lease: float) -> list[Job]:
-        """A batch of each batch task that has one due, for up to ``idle`` threads; the tasks
-        take turns at going first, so that one with a deep backlog starves none. Looked for
-        only when one may be due, so that batch tasks cost the other claims nothing."""
+        """Batches of the batch tasks that have some due, one for each of up to ``idle``
+        threads; the tasks take turns at going first, so that one with a deep backlog starves
+        none. Looked for only when one may be due, so that batch tasks cost the other claims
+        nothing."""
         now = time.monotonic()
         if self.new_work.is_set():
             self.new_work.clear()
@@ -206,13 +207,14 @@ class ClaimLoop:
                     task=batched.task_name,
                     size=batched.size,
                     wait=batched.wait,
+                    batches=idle - len(batches),
                     worker=self.identity.worker_id,
                     lease=lease,
                     queues=self.identity.queues,
                 )
-                if rows:
-                    members = tuple(Claimed.from_row(row, Lease(sent_at, lease)) for row in rows)
-                    batches.append(Batch(members))
+                claims = [Claimed.from_row(row, Lease(sent_at, lease)) for row in rows]
+                for start in range(0, len(claims), batched.size):
+                    batches.append(Batch(tuple(claims[start : start + batched.size])))
             self.batches_due_at = now if batches else now + self.next_batch_in(cursor)
         return batches
 
