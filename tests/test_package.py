@@ -70,6 +70,7 @@ def package_files():
 NOT_SOURCE = shutil.ignore_patterns(
     ".git",
     ".venv*",
+    "venv",
     ".tox",
     "*.egg-info",
     "build",
