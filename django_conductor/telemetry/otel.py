@@ -1,14 +1,16 @@
 """OpenTelemetry, when ``opentelemetry-api`` is installed and a tracer or meter provider is
 set (globally, or by ``configure``); None everywhere else. Imported once: without the API a
-caller pays one None check, with it and no provider a provider look-up. Every call into it
-goes through ``guarded`` ways that log a failure and carry on: telemetry never fails an
-attempt or kills a worker."""
+caller pays one None check, with it and no provider a clock read (the providers are looked
+up once a second). Every call into the SDK here catches and logs what it raises
+(``trouble``): telemetry never fails an attempt or kills a worker."""
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -55,7 +57,12 @@ class _Chosen:
 
 
 _chosen = _Chosen()
-#: (provider, its tracer or None): looked up again only when the provider changes.
+#: How often the providers are looked up again (seconds): a provider set after start-up is
+#: used within this long, and an attempt pays a clock read, not a look-up.
+LOOK_EVERY = 1.0
+#: When they were last looked up, and the tracer and instruments found then (None: off).
+_looked: tuple[float, Any, Instruments | None] = (-math.inf, None, None)
+#: (provider, its tracer or instruments): each made again only for a new provider.
 _tracer: tuple[Any, Any] = (None, None)
 _instruments: tuple[Any, Instruments | None] = (None, None)
 _warned: set[str] = set()
@@ -64,16 +71,38 @@ _warned_lock = threading.Lock()
 
 def configure(*, tracer_provider: Any = None, meter_provider: Any = None) -> None:
     """Trace and measure with these providers rather than the global ones (a test, a process
-    that keeps several); with no arguments, the global ones again."""
+    that keeps several); with no arguments, the global ones again. Takes effect at once."""
+    global _looked
     _chosen.tracer_provider = tracer_provider
     _chosen.meter_provider = meter_provider
+    _looked = (-math.inf, None, None)
 
 
 def tracer() -> Any:
     """This package's tracer, or None when no tracer provider is set."""
-    global _tracer
+    return _active()[1]
+
+
+def instruments() -> Instruments | None:
+    """The worker's instruments, or None when no meter provider is set."""
+    return _active()[2]
+
+
+def _active() -> tuple[float, Any, Instruments | None]:
+    global _looked
     if otel_trace is None:
-        return None
+        return _looked
+    looked = _looked
+    now = time.monotonic()
+    if now - looked[0] < LOOK_EVERY:
+        return looked
+    looked = (now, _look_up_tracer(), _look_up_instruments())
+    _looked = looked
+    return looked
+
+
+def _look_up_tracer() -> Any:
+    global _tracer
     provider = _chosen.tracer_provider or otel_trace.get_tracer_provider()
     seen, found = _tracer
     if provider is seen:
@@ -88,11 +117,8 @@ def tracer() -> Any:
     return found
 
 
-def instruments() -> Instruments | None:
-    """The worker's instruments, or None when no meter provider is set."""
+def _look_up_instruments() -> Instruments | None:
     global _instruments
-    if otel_trace is None:
-        return None
     provider = _chosen.meter_provider or otel_metrics.get_meter_provider()
     seen, found = _instruments
     if provider is seen:
