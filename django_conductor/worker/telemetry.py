@@ -120,8 +120,11 @@ class AttemptWatch(_Watch):
         return StepWatch(self, name)
 
     def finished(self, outcome: Outcome | None) -> None:
-        name = self._finished(self.claimed, outcome, 1)
-        self._close([name], None if outcome is None else outcome.error)
+        try:
+            name = self._finished(self.claimed, outcome, 1)
+            self._close([name], None if outcome is None else outcome.error)
+        except Exception as exc:  # the outcome is written all the same
+            otel.trouble("end an attempt's telemetry", exc)
 
 
 class BatchWatch(_Watch):
@@ -144,11 +147,14 @@ class BatchWatch(_Watch):
 
     def finished(self, outcomes: list[Outcome]) -> None:
         size = len(self.members)
-        names = [
-            self._finished(claimed, outcome, size)
-            for claimed, outcome in zip(self.members, outcomes, strict=True)
-        ]
-        self._close(names, next((o.error for o in outcomes if o.error), None))
+        try:
+            names = [
+                self._finished(claimed, outcome, size)
+                for claimed, outcome in zip(self.members, outcomes, strict=True)
+            ]
+            self._close(names, next((o.error for o in outcomes if o.error), None))
+        except Exception as exc:
+            otel.trouble("end a batch's telemetry", exc)
 
 
 class StepWatch:
@@ -180,6 +186,12 @@ class StepWatch:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        try:
+            self._ended(error)
+        except Exception as exc:  # the step's own exception, if any, goes on unchanged
+            otel.trouble("end a step's telemetry", exc)
+
+    def _ended(self, error: BaseException | None) -> None:
         if self.span is not None:
             self.span.close(error)
         if self.attempt.signalled:
