@@ -227,6 +227,8 @@ class WorkerProcess:
 
     name: str
     args: Sequence[str] = ()
+    #: Environment variables of its own, over the benchmark's.
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] = field(init=False)
     started: float = field(init=False)
     ended: float | None = field(init=False, default=None)
@@ -242,7 +244,7 @@ class WorkerProcess:
         with self.log_path.open("wb") as log:
             self.started = time.perf_counter()
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT
+                command, cwd=ROOT, env=child_env(**self.env), stdout=log, stderr=subprocess.STDOUT
             )
         self._ps = psutil.Process(self.process.pid)
 

@@ -303,6 +303,14 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             f"{_num(r['batch_rate'])} / {_num(r['one_rate'])} rows/s ({r['speedup']:.1f}x)",
         )
 
+    def telemetry(r: dict[str, Any]) -> None:
+        add(
+            f"16. no-op throughput, 1 worker ({r['executions']:,}): telemetry off / a receiver "
+            "on each signal / OpenTelemetry SDK, discarding exporters",
+            f"{_num(r['off_rate'])} / {_num(r['signals_rate'])} ({r['signals_ratio']:.2f}x) / "
+            f"{_num(r['otel_rate'])} ({r['otel_ratio']:.2f}x) executions/s",
+        )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -348,6 +356,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("limits", limits, "13. concurrency limits")
     section("prune", pruned, "14. pruning")
     section("batch", batched, "15. batch handlers")
+    section("telemetry", telemetry, "16. telemetry")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [

@@ -45,6 +45,7 @@ WORKLOADS = (
     "limits",
     "prune",
     "batch",
+    "telemetry",
     "peers",
 )
 
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "limits": lambda: workloads.limits(sizes),
         "prune": lambda: workloads.prune(sizes),
         "batch": lambda: workloads.batch(sizes),
+        "telemetry": lambda: workloads.telemetry(sizes),
         "peers": lambda: _peers(sizes),
     }
     results: dict[str, Any] = {}
@@ -256,6 +258,7 @@ PRIMARY = {
     "limits": ("mixed_loss",),
     "prune": ("ratio",),
     "batch": ("speedup",),
+    "telemetry": ("otel_ratio",),
 }
 
 

@@ -60,6 +60,7 @@ class Sizes:
     memory_steps: int = 400
     prune_rows: int = 200_000
     batch_rows: int = 20_000
+    telemetry_noop: int = 10_000
     pgbench_seconds: float = 5.0
     peer_noop: int = 20_000
     peer_pickup: int = 500
@@ -738,4 +739,63 @@ def prune(sizes: Sizes) -> dict[str, Any]:
         "noop_without": without,
         "ratio": during / without,
         "output": output.strip().splitlines()[-1:],
+    }
+
+
+# -- 16. telemetry ----------------------------------------------------------------------
+
+#: The telemetry workload's modes, in the order each round runs them.
+TELEMETRY_MODES = ("off", "signals", "otel")
+TELEMETRY_ROUNDS = 2
+
+
+def telemetry(sizes: Sizes) -> dict[str, Any]:
+    """No-op throughput of one worker with telemetry off, with a receiver on each signal,
+    and with the OpenTelemetry SDK exporting to exporters that discard (``instrumented``);
+    for ``otel`` the no-ops are invoked traced, so each attempt's span links to its invoke.
+    The modes take turns, ``TELEMETRY_ROUNDS`` times, on a machine that may be busy: each
+    mode's figure is its best round."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from benchmarks.instrumented import MODE_VARIABLE, SENT
+    from django_conductor import telemetry as conductor_telemetry
+
+    count = sizes.telemetry_noop
+    rates: dict[str, list[float]] = {mode: [] for mode in TELEMETRY_MODES}
+    sent: dict[str, str] = {}
+    for round_ in range(TELEMETRY_ROUNDS):
+        for mode in TELEMETRY_MODES:
+            reset_tables()
+            traced = TracerProvider() if mode == "otel" else None
+            conductor_telemetry.configure(tracer_provider=traced)
+            try:
+                enqueue(_tasks().noop, count)
+            finally:
+                conductor_telemetry.configure()
+            if mode == "otel":
+                (row,) = query(f"SELECT count(trace_context) FROM {EXECUTION}")
+                if row[0] != count:
+                    raise BenchmarkFailure(f"{row[0]} of {count} no-ops stored a trace context")
+            analyze()
+            env = {} if mode == "off" else {MODE_VARIABLE: mode}
+            procs = [WorkerProcess(f"telemetry-{mode}-{round_}", ["--burst"], env=env)]
+            wait_for_exit(procs, drain_timeout(count), lambda: completed(NOOP))
+            verify(NOOP, count)
+            rates[mode].append(window(NOOP).rate)
+            if mode != "off":
+                told = [line for line in procs[0].tail(40).splitlines() if SENT in line]
+                if not told:
+                    raise BenchmarkFailure(f"the {mode} worker did not say what it sent")
+                sent[mode] = told[-1].split(SENT, 1)[1].strip()
+    best = {mode: max(values) for mode, values in rates.items()}
+    return {
+        "executions": count,
+        "rounds": TELEMETRY_ROUNDS,
+        "rates": rates,
+        "off_rate": best["off"],
+        "signals_rate": best["signals"],
+        "otel_rate": best["otel"],
+        "signals_ratio": best["signals"] / best["off"],
+        "otel_ratio": best["otel"] / best["off"],
+        "sent": sent,
     }

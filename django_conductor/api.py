@@ -27,11 +27,13 @@ from .store import executions
 from .store.notify import notify_ready
 from .store.schema import tables_required
 from .store.trees import cancel_tree
+from .telemetry import producing
 
 if TYPE_CHECKING:
     from .definition import Task
 
 
+@producing.invokes
 def enqueue(task: Task, items: list[Any], **options: Any) -> list[ExecutionHandle]:
     """Store executions (``_store``); in eager mode, run them at once (``eager_switch``)."""
     run = eager_switch.before_enqueue()
@@ -79,6 +81,7 @@ def _store(
         run_at=run_at,
         delay=0.0 if delay is None else seconds(delay),
         limit_key=task.limit_key,
+        trace_context=producing.carrier(),
     )
     texts = [_payload_text(task.name, item) for item in items]
     if not texts:

@@ -25,6 +25,7 @@ from .store.base import server_cursor
 from .store.children import start_child
 from .store.steps import time_out_step
 from .store.trees import cancel_tree
+from .telemetry import producing
 
 if TYPE_CHECKING:
     from .definition import Task
@@ -57,20 +58,25 @@ def start(
         lambda why: PayloadError(f"The payload for child {owner.step_name!r} is not JSON: {why}"),
         root="payload",
     )
-    with server_cursor(owner.conn) as cursor:
+    queue = queue or child.queue
+    sending = producing.sending("invoke", queue, child.name)
+    with sending as sent, server_cursor(owner.conn) as cursor:
         started = start_child(
             cursor,
             parent_id=owner.execution_id,
             claims=owner.claims,
             step_name=owner.step_name,
             task_name=child.name,
-            queue=queue or child.queue,
+            queue=queue,
             payload=text,
             priority=child.priority,
             max_attempts=child.max_attempts,
             limit_key=child.limit_key,
             timeout=None if timeout is None else seconds(timeout),
+            trace_context=sent.carrier,
         )
+        if started is not None and started.child_id is not None:
+            sent.created([started.child_id])
     if started is None or not (started.cancelling or started.step_created):
         raise LeaseLost(owner.step_name)
     if started.cancelling:  # a cancel committed since this attempt last looked: no child

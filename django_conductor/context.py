@@ -7,8 +7,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from django.utils import timezone
@@ -30,6 +31,12 @@ if TYPE_CHECKING:
     from .definition import Task
 
 logger = logging.getLogger("django_conductor.execution")
+
+
+class StepWatcher(Protocol):
+    """The attempt's telemetry, as a step sees it: a context around running its function."""
+
+    def step(self, name: str) -> AbstractContextManager[Any]: ...
 
 
 class StepRecords:
@@ -95,6 +102,7 @@ class Context(TriggerCalls):
         lease: Lease,
         cancelled: bool = False,
         window: Window | None = None,
+        watch: StepWatcher | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.task_name = task_name
@@ -127,6 +135,8 @@ class Context(TriggerCalls):
             window=window,
         )
         self._steps = StepRecords(execution_id, claims, writer)
+        #: The attempt's telemetry (``worker.telemetry``), None when nothing watches.
+        self._watch = watch
 
     @property
     def cancelled(self) -> bool:
@@ -152,6 +162,12 @@ class Context(TriggerCalls):
         recorded = self._guards.begin("step", name, "step")
         if recorded is not None:
             return recorded.result
+        if self._watch is None:
+            return self._run_step(name, fn, args, kwargs)
+        with self._watch.step(name):
+            return self._run_step(name, fn, args, kwargs)
+
+    def _run_step(self, name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         began = time.monotonic()
         try:
             value = fn(*args, **kwargs)
@@ -240,6 +256,13 @@ class AsyncContext:
         recorded = self._sync._guards.begin("step", name, "step")
         if recorded is not None:
             return recorded.result
+        watch = self._sync._watch
+        if watch is None:
+            return await self._run_step(name, fn, args, kwargs)
+        with watch.step(name):
+            return await self._run_step(name, fn, args, kwargs)
+
+    async def _run_step(self, name: str, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         began = time.monotonic()
         try:
             value = fn(*args, **kwargs)

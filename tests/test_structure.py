@@ -27,6 +27,8 @@ LAYERS = [
         "replay",
         "statuses",
         "windows",
+        "signals",
+        "telemetry",
     },
     {"store", "group_commit", "step_writer"},
     {"retrying", "models", "handle", "children", "event_waits", "triggers", "retention"},

@@ -184,6 +184,7 @@ def test_a_child_started_while_its_parents_cancel_waits_is_cancelled_with_it(tra
                 "max_attempts": 3,
                 "limit_key": None,
                 "timeout": None,
+                "trace_context": None,
             },
         )
         canceller = InThread(lambda: cancel(handle.id, reason="stop the tree"))

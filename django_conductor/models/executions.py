@@ -114,6 +114,12 @@ class Execution(models.Model):
         "each claim counts one at once until an attempt ends.",
     )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    trace_context = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The W3C trace context of the invoke that created it, when OpenTelemetry "
+        "traced that invoke: each attempt's span links to it.",
+    )
     lease_owner = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)

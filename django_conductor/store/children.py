@@ -24,9 +24,10 @@ WITH owner AS (
     FOR SHARE
 ), child AS (
     INSERT INTO {EXECUTION} (task_name, queue, payload, priority, max_attempts, parent_id,
-                             parent_step, concurrency_key)
+                             parent_step, concurrency_key, trace_context)
     SELECT %(task_name)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s,
-           owner.id, %(name)s, {concurrency_key("%(limit_key)s::text", "%(payload)s::jsonb")}
+           owner.id, %(name)s, {concurrency_key("%(limit_key)s::text", "%(payload)s::jsonb")},
+           %(trace_context)s::jsonb
     FROM owner WHERE NOT owner.cancelling
     ON CONFLICT (parent_id, parent_step) WHERE parent_id IS NOT NULL
     DO UPDATE SET parent_step = EXCLUDED.parent_step
@@ -39,7 +40,8 @@ WITH owner AS (
     ON CONFLICT (execution_id, name) DO NOTHING
     RETURNING wake_at, pg_notify('{READY_CHANNEL}', %(queue)s)
 )
-SELECT owner.cancelling, EXISTS (SELECT FROM step), (SELECT wake_at FROM step) FROM owner
+SELECT owner.cancelling, EXISTS (SELECT FROM step), (SELECT wake_at FROM step),
+    (SELECT id FROM child) FROM owner
 """
 
 
@@ -50,6 +52,8 @@ class ChildStarted(NamedTuple):
     step_created: bool
     #: The child's deadline, by the database's clock; None for no timeout.
     deadline: datetime | None
+    #: The child's id; None when none was started.
+    child_id: int | None
 
 
 def start_child(
@@ -65,8 +69,10 @@ def start_child(
     max_attempts: int,
     limit_key: str | None,
     timeout: float | None,
+    trace_context: str | None = None,
 ) -> ChildStarted | None:
-    """None when the parent's claim lost the execution."""
+    """None when the parent's claim lost the execution; ``trace_context`` (JSON) is the
+    invoke's, for the child's attempts' spans."""
     params = {
         "id": parent_id,
         "claims": claims,
@@ -78,6 +84,7 @@ def start_child(
         "max_attempts": max_attempts,
         "limit_key": limit_key,
         "timeout": timeout,
+        "trace_context": trace_context,
     }
     execute(cursor, START_CHILD, params)
     return one(cursor, ChildStarted)

@@ -53,10 +53,11 @@ claimed AS (
     RETURNING e.id, e.task_name, e.queue, e.event_name, e.payload::text, e.attempts,
         e.max_attempts, e.claims, e.cancel_requested_at IS NOT NULL AS cancel_requested,
         (SELECT json_agg({STEP_ROW})::text FROM {STEP} s WHERE s.execution_id = e.id) AS steps,
-        e.priority, e.run_at, e.prefetched, e.scheduled_at
+        e.priority, e.run_at, e.prefetched, e.scheduled_at, e.trace_context::text
 )
 SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims,
-    cancel_requested, steps, now() AS claimed_at, prefetched, scheduled_at
+    cancel_requested, steps, now() AS claimed_at, prefetched, scheduled_at, run_at,
+    trace_context
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 
@@ -104,6 +105,10 @@ class ClaimRow(NamedTuple):
     prefetched: bool
     #: The cron tick it runs for, or None.
     scheduled_at: datetime | None
+    #: When it became due, for the queue's lag.
+    run_at: datetime | None
+    #: JSON: the trace context of the invoke that created it, or None.
+    trace_context: str | None
 
 
 def claim_batch(

@@ -25,9 +25,9 @@ from .executions import Created
 EMIT = f"""
 WITH ins AS (
     INSERT INTO {EXECUTION} (task_name, queue, event_name, payload, priority, max_attempts,
-                             concurrency_key)
+                             concurrency_key, trace_context)
     SELECT t.task, t.queue, %(event)s, t.payload::jsonb, t.priority, t.max_attempts,
-        {concurrency_key("t.limit_key", "t.payload::jsonb")}
+        {concurrency_key("t.limit_key", "t.payload::jsonb")}, %(trace_context)s::jsonb
     FROM unnest(%(tasks)s::text[], %(queues)s::text[], %(payloads)s::text[],
                 %(priorities)s::int[], %(max_attempts)s::int[], %(limit_keys)s::text[])
         WITH ORDINALITY AS t(task, queue, payload, priority, max_attempts, limit_key, n)
@@ -79,10 +79,18 @@ class Subscriber(NamedTuple):
     limit_key: str | None
 
 
-def emit(cursor: Cursor, event: str, payload: str, subscribers: list[Subscriber]) -> list[int]:
-    """The new executions' ids, in the subscribers' order."""
+def emit(
+    cursor: Cursor,
+    event: str,
+    payload: str,
+    subscribers: list[Subscriber],
+    trace_context: str | None = None,
+) -> list[int]:
+    """The new executions' ids, in the subscribers' order; ``trace_context`` (JSON) is the
+    emit's, for their attempts' spans."""
     params = {
         "event": event,
+        "trace_context": trace_context,
         "payload": payload,
         "tasks": [s.task for s in subscribers],
         "queues": [s.queue for s in subscribers],

@@ -31,13 +31,15 @@ RUN_AT = (
 
 #: The new execution's concurrency key, from the invocation's ``limit_key``.
 _KEY = "%(limit_key)s::text"
+#: The trace context of the invoke (``telemetry.producing``); NULL with tracing off.
+_TRACE = "%(trace_context)s::jsonb"
 
 INSERT_MANY = f"""
 WITH ins AS (
     INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts,
-                             concurrency_key)
+                             concurrency_key, trace_context)
     SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-        {concurrency_key(_KEY, "p::jsonb")}
+        {concurrency_key(_KEY, "p::jsonb")}, {_TRACE}
     FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
     RETURNING id
 )
@@ -46,20 +48,20 @@ SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS noti
 
 INSERT_ONE = f"""
 INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts,
-                         concurrency_key)
+                         concurrency_key, trace_context)
 VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-        {concurrency_key(_KEY, "%(payload)s::jsonb")})
+        {concurrency_key(_KEY, "%(payload)s::jsonb")}, {_TRACE})
 RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
 """
 
 INSERT_DEDUPED = f"""
 INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, dedupe_key,
-                         concurrency_key)
+                         concurrency_key, trace_context)
 VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-        %(dedupe_key)s, {concurrency_key(_KEY, "%(payload)s::jsonb")})
+        %(dedupe_key)s, {concurrency_key(_KEY, "%(payload)s::jsonb")}, {_TRACE})
 ON CONFLICT (task_name, queue, dedupe_key) WHERE {LIVE_PREDICATE}
 DO UPDATE SET payload = EXCLUDED.payload, run_at = EXCLUDED.run_at, priority = EXCLUDED.priority,
-    concurrency_key = EXCLUDED.concurrency_key
+    concurrency_key = EXCLUDED.concurrency_key, trace_context = EXCLUDED.trace_context
 WHERE {EXECUTION}.status = {PENDING}
 RETURNING id
 """
@@ -93,6 +95,8 @@ class Invocation(NamedTuple):
     delay: float
     #: Its task's concurrency key spec (``Task.limit_key``): None with no limit.
     limit_key: str | None
+    #: JSON: the invoke's trace context, stored for its attempts' spans; None untraced.
+    trace_context: str | None = None
 
 
 def insert_one(cursor: Cursor, invocation: Invocation, payload: str) -> int:
@@ -129,9 +133,9 @@ _SLOT = "floor(extract(epoch FROM statement_timestamp()) / %(seconds)s::float8):
 #: Keep the first call of each slot (per key); the others store nothing.
 INSERT_THROTTLED = f"""
 INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot,
-                         concurrency_key)
+                         concurrency_key, trace_context)
 SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-    't:' || {_SLOT} || ':' || %(key)s, {concurrency_key(_KEY, "p::jsonb")}
+    't:' || {_SLOT} || ':' || %(key)s, {concurrency_key(_KEY, "p::jsonb")}, {_TRACE}
 FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
 ON CONFLICT (task_name, slot) WHERE slot IS NOT NULL DO NOTHING
 RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
@@ -153,14 +157,14 @@ def insert_throttled(
 INSERT_DEBOUNCED = f"""
 WITH slot AS (SELECT {_SLOT} + %(ahead)s AS n)
 INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts, slot,
-                         concurrency_key)
+                         concurrency_key, trace_context)
 SELECT %(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s,
     to_timestamp((slot.n + 1) * %(seconds)s::float8), %(max_attempts)s,
-    'd:' || slot.n || ':' || %(key)s, {concurrency_key(_KEY, "%(payload)s::jsonb")}
+    'd:' || slot.n || ':' || %(key)s, {concurrency_key(_KEY, "%(payload)s::jsonb")}, {_TRACE}
 FROM slot
 ON CONFLICT (task_name, slot) WHERE slot IS NOT NULL
 DO UPDATE SET payload = EXCLUDED.payload, priority = EXCLUDED.priority,
-    concurrency_key = EXCLUDED.concurrency_key
+    concurrency_key = EXCLUDED.concurrency_key, trace_context = EXCLUDED.trace_context
 WHERE {EXECUTION}.status = {PENDING} AND {EXECUTION}.claims = 0
 RETURNING id
 """

@@ -19,6 +19,7 @@ from ..registry import registry
 from ..store import events as store
 from ..store.events import Subscriber
 from ..store.schema import tables_required
+from ..telemetry import producing
 
 #: ``when``: top-level keys the payload must have with these values, or a function of the
 #: payload that says whether the task wants it.
@@ -84,6 +85,7 @@ def on_event(name: str, when: When | None = None, fields: Iterable[str] | None =
     return OnEvent(name, when, None if fields is None else tuple(fields))
 
 
+@producing.emits
 @tables_required()
 def emit(event_name: str, payload: Any = None) -> list[ExecutionHandle]:
     """Start one execution of each task subscribed to ``event_name`` (whose ``when`` wants
@@ -112,7 +114,7 @@ def emit(event_name: str, payload: Any = None) -> list[ExecutionHandle]:
     ]
     run = eager_switch.before_enqueue()
     with connection.cursor() as cursor:
-        ids = store.emit(cursor, event_name, text, subscribers)
+        ids = store.emit(cursor, event_name, text, subscribers, producing.carrier())
     eager_switch.after_enqueue(run)  # also for the waits the event ended
     return [ExecutionHandle(execution_id) for execution_id in ids]
 

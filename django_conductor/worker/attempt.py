@@ -39,6 +39,7 @@ from ..store.base import server_cursor
 from ..store.claims import ClaimRow, steps_of
 from ..triggers.schedules import advance_one, defer_one
 from .connections import DB_ERRORS, raw_connection
+from .telemetry import AttemptWatch, watch_attempt
 
 logger = logging.getLogger("django_conductor.worker")
 
@@ -74,6 +75,9 @@ class Claimed:
     prefetched: bool = False
     #: The cron tick it runs for, or None.
     scheduled_at: datetime | None = None
+    #: When it became due, and the trace context of its invoke (JSON), for telemetry.
+    run_at: datetime | None = None
+    trace_context: str | None = None
 
     @property
     def claimed_at(self) -> float:
@@ -101,6 +105,8 @@ class Claimed:
             lease=lease,
             prefetched=row.prefetched,
             scheduled_at=row.scheduled_at,
+            run_at=row.run_at,
+            trace_context=row.trace_context,
         )
 
     def begun(self) -> Claimed:
@@ -196,6 +202,10 @@ def run_attempt(
         # then on each claim counts one at once (``store.outcomes.REAP_EXPIRED``).
         claimed = claimed.begun()
     known = registry.tasks.get(claimed.task_name)
+    event = Event(
+        claimed.event_name, claimed.payload, claimed.id, claimed.attempt, claimed.scheduled_at
+    )
+    watch = watch_attempt(claimed, event)
     ctx = Context(
         execution_id=claimed.id,
         task_name=claimed.task_name,
@@ -210,11 +220,24 @@ def run_attempt(
         lease=claimed.lease,
         cancelled=claimed.cancel_requested,
         window=None if known is None else known.parsed_window,
+        watch=watch,
     )
     started(claimed, ctx)
-    event = Event(
-        claimed.event_name, claimed.payload, claimed.id, claimed.attempt, claimed.scheduled_at
-    )
+    if watch is None:
+        return _run(claimed, ctx, event, db, None)
+    try:
+        outcome = _run(claimed, ctx, event, db, watch)
+    except BaseException as exc:  # run_slot hands it back
+        watch.raised(exc)
+        watch.finished(hand_back(claimed, exc))
+        raise
+    watch.finished(outcome)
+    return outcome
+
+
+def _run(
+    claimed: Claimed, ctx: Context, event: Event, db: Any, watch: AttemptWatch | None
+) -> Outcome | None:
     done = claimed.outcome
     try:
         try:
@@ -249,6 +272,8 @@ def run_attempt(
         ctx.logger.warning("Could not record a step (%s); handing the execution back", exc)
         return hand_back(claimed, exc)
     except Exception as exc:
+        if watch is not None:
+            watch.raised(exc)
         if isinstance(exc, DB_ERRORS) and not db.is_usable():
             # The database went away under this attempt: not the handler's fault.
             db.close()

@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
@@ -21,6 +21,10 @@ from ..replay import Event, Park, WindowClosed
 from ..statuses import Status
 from .attempt import Claimed, Outcome, defer_tick, failure, hand_back, next_tick
 from .connections import DB_ERRORS, raw_connection
+from .telemetry import BatchWatch, watch_batch
+
+if TYPE_CHECKING:
+    from ..definition import Task
 
 logger = logging.getLogger("django_conductor.worker")
 
@@ -74,7 +78,29 @@ def _attempt(
         clock=members[0].clock,
         window=task.parsed_window,
     )
+    events = [Event(c.event_name, c.payload, c.id, c.attempt, c.scheduled_at) for c in members]
+    watch = watch_batch(members, events)
     started(members, ctx)
+    if watch is None:
+        return _run(members, ctx, task, events, db, None)
+    try:
+        outcomes = _run(members, ctx, task, events, db, watch)
+    except BaseException as exc:  # run_slot hands them back
+        watch.raised(exc)
+        watch.finished([hand_back(claimed, exc) for claimed in members])
+        raise
+    watch.finished(outcomes)
+    return outcomes
+
+
+def _run(
+    members: list[Claimed],
+    ctx: BatchContext,
+    task: Task,
+    events: list[Event],
+    db: Any,
+    watch: BatchWatch | None,
+) -> list[Outcome]:
     try:
         try:
             ctx.checkpoint()  # a stop or a closed window, before it starts
@@ -86,7 +112,6 @@ def _attempt(
         for claimed in members:
             if claimed.scheduled_at is not None:
                 next_tick(claimed)
-        events = [Event(c.event_name, c.payload, c.id, c.attempt, c.scheduled_at) for c in members]
         call = task.func(events, ctx)
         returned = asyncio.run(call) if task.is_async else call
         texts = results(returned, len(members))
@@ -100,6 +125,8 @@ def _attempt(
             for claimed in members
         ]
     except Exception as exc:
+        if watch is not None:
+            watch.raised(exc)
         if isinstance(exc, DB_ERRORS) and not db.is_usable():
             db.close()  # the database went away under the batch: not the handler's fault
             ctx.logger.warning("Lost the database connection; handing the batch back")

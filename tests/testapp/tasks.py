@@ -71,6 +71,7 @@ from .limit_tasks import *  # noqa: E402, F403
 from .process_tasks import *  # noqa: E402, F403
 from .retention_tasks import *  # noqa: E402, F403
 from .row_tasks import *  # noqa: E402, F403
+from .telemetry_tasks import *  # noqa: E402, F403
 from .testing_tasks import *  # noqa: E402, F403
 from .wait_event_tasks import *  # noqa: E402, F403
 from .wait_tasks import *  # noqa: E402, F403
