@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.utils import load_backend
 
 from .conf import settings
 
@@ -43,11 +43,11 @@ def problem(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        if value not in django_settings.DATABASES:
+        if value not in connections.settings:
             return f"{WANTED}; DATABASES has no {value!r}"
-        engine = django_settings.DATABASES[value].get("ENGINE", "")
+        engine = connections.settings[value].get("ENGINE", "")
         try:
-            vendor = connections[value].vendor
+            vendor = load_backend(engine).DatabaseWrapper.vendor
         except ImproperlyConfigured:
             vendor = None  # an ENGINE that does not load: not PostgreSQL either
         if vendor != "postgresql":
