@@ -8,6 +8,7 @@ from django.conf import settings as django_settings
 from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import DatabaseError, connections
 
+from . import listen_database
 from .conf import PREFIX, Settings
 from .options import is_delay_list, is_positive, keep_problem
 from .registry import registry
@@ -175,6 +176,23 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Error]:
                 )
             )
     return errors
+
+
+@register("django_conductor")
+def check_listen_database(app_configs: Any = None, **kwargs: Any) -> list[Error]:
+    """E009: a ``CONDUCTOR_LISTEN_DATABASE`` that names no usable database."""
+    problem = listen_database.problem(getattr(django_settings, PREFIX + "LISTEN_DATABASE", None))
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"{PREFIX}LISTEN_DATABASE must be {problem}.",
+            hint="Point it at PostgreSQL itself, past any transaction pooler: for example "
+            "{'HOST': 'db.internal', 'PORT': 5432}, or remove it to LISTEN where the default "
+            "database is.",
+            id="django_conductor.E009",
+        )
+    ]
 
 
 UNSET = object()

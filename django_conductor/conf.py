@@ -47,6 +47,11 @@ class Settings:
     #: leaves pruning to ``manage.py conductor_prune``.
     PRUNE_INTERVAL: float | None = 60.0
 
+    #: Where the LISTEN connections of workers and ``wait()`` go, when not where the default
+    #: database is (behind a transaction pooler): a ``DATABASES`` alias, or a dict of
+    #: ``DATABASES`` keys that replace the default database's.
+    LISTEN_DATABASE: str | dict[str, object] | None = None
+
     DURATIONS = ("LEASE", "HEARTBEAT_INTERVAL", "POLL_INTERVAL", "SHUTDOWN_GRACE")
 
     def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]

@@ -9,8 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -98,35 +97,24 @@ def prune(
     stopping: threading.Event | None = None,
 ) -> Pruned | None:
     """Remove every due tree, batch by batch, on this thread's connection. Returns None,
-    having done nothing, when another session is pruning (unless ``wait``)."""
+    having done nothing, when another session is pruning (unless ``wait``).
+
+    Each batch holds the pruning lock for its transaction only, which a transaction pooler
+    cannot hand to another client; a pass that finds another session's batch under way
+    between two of its own leaves the rest to that session."""
     keep = rules()
-    with _pruning_lock(wait=wait) as held:
-        if not held:
-            return None
-        pruned = Pruned()
-        rest = stopping or threading.Event()
-        while not rest.is_set():
-            began = time.monotonic()
-            with transaction.atomic(), connection.cursor() as cursor:
-                removed = store.prune_batch(cursor, keep, batch_size)
-            pruned.add(removed)
-            pruned.batches += 1
-            if sum(row.roots for row in removed) < batch_size:
-                break  # drained; trees skipped for a lock wait for the next pass
-            if pause:
-                rest.wait(max(pause, (time.monotonic() - began) * YIELD))
-        return pruned
-
-
-@contextmanager
-def _pruning_lock(*, wait: bool) -> Iterator[bool]:
-    """The session lock that keeps pruning to one session at a time; a session that dies
-    lets go of it with its connection."""
-    with connection.cursor() as cursor:
-        held = store.lock(cursor, wait=wait)
-    try:
-        yield held
-    finally:
-        if held and connection.is_usable():
-            with connection.cursor() as cursor:
-                store.unlock(cursor)
+    pruned = Pruned()
+    rest = stopping or threading.Event()
+    while not rest.is_set():
+        began = time.monotonic()
+        with transaction.atomic(), connection.cursor() as cursor:
+            if not store.lock(cursor, wait=wait):
+                return pruned if pruned.batches else None
+            removed = store.prune_batch(cursor, keep, batch_size)
+        pruned.add(removed)
+        pruned.batches += 1
+        if sum(row.roots for row in removed) < batch_size:
+            break  # drained; trees skipped for a lock wait for the next pass
+        if pause:
+            rest.wait(max(pause, (time.monotonic() - began) * YIELD))
+    return pruned

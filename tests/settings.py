@@ -1,3 +1,4 @@
+import json
 import os
 
 import django
@@ -51,7 +52,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 CONDUCTOR_LEASE = float(os.environ.get("CONDUCTOR_TEST_LEASE", "30"))
 CONDUCTOR_HEARTBEAT_INTERVAL = float(os.environ.get("CONDUCTOR_TEST_HEARTBEAT_INTERVAL", "1"))
 CONDUCTOR_SHUTDOWN_GRACE = float(os.environ.get("CONDUCTOR_TEST_SHUTDOWN_GRACE", "30"))
-CONDUCTOR_POLL_INTERVAL = 1
+CONDUCTOR_POLL_INTERVAL = float(os.environ.get("CONDUCTOR_TEST_POLL_INTERVAL", "1"))
+# The worker of tests/test_pgbouncer.py reaches the database through PgBouncer and LISTENs
+# on the server itself.
+if "CONDUCTOR_TEST_LISTEN_DATABASE" in os.environ:
+    CONDUCTOR_LISTEN_DATABASE = json.loads(os.environ["CONDUCTOR_TEST_LISTEN_DATABASE"])
 # Pruning is off in tests unless one turns it on for its worker processes.
 CONDUCTOR_PRUNE_INTERVAL = (
     float(os.environ["CONDUCTOR_TEST_PRUNE_INTERVAL"])

@@ -7,7 +7,12 @@ from django.db.utils import ConnectionHandler
 from django.test import override_settings
 
 from django_conductor import task
-from django_conductor.checks import check_settings, check_tasks, database_errors
+from django_conductor.checks import (
+    check_listen_database,
+    check_settings,
+    check_tasks,
+    database_errors,
+)
 
 
 def ids(errors):
@@ -163,3 +168,33 @@ def test_e007_a_trigger_that_is_none_of_the_three(clean_registry):
     errors = check_tasks()
     assert ids(errors) == ["django_conductor.E007"]
     assert "triggers must be cron(), on_event() or on_model(), not 'every morning'" in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (5432, "not 5432"),
+        ("direct", "DATABASES has no 'direct'"),
+        ("sqlite", "DATABASES['sqlite'] is not PostgreSQL"),
+        ({"HOST": "db", "ENGINE": "x", "PORTS": 1}, "unknown keys ENGINE, PORTS"),
+        ({"HOST": 5}, "its HOST must be a string"),
+        ({"PORT": True}, "its PORT must be a number or a string"),
+        ({"OPTIONS": "sslmode=require"}, "its OPTIONS must be a dict"),
+    ],
+)
+def test_e009_a_listen_database_that_names_no_usable_database(monkeypatch, value, fragment):
+    sqlite = {**connections["default"].settings_dict, "ENGINE": "django.db.backends.sqlite3"}
+    monkeypatch.setitem(connections.settings, "sqlite", sqlite)
+    with override_settings(CONDUCTOR_LISTEN_DATABASE=value):
+        errors = check_listen_database()
+    assert ids(errors) == ["django_conductor.E009"]
+    assert errors[0].msg.startswith("CONDUCTOR_LISTEN_DATABASE must be None, the alias of")
+    assert fragment in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    "value", [None, "default", {}, {"HOST": "10.0.0.5", "PORT": 5432, "OPTIONS": {}}]
+)
+def test_e009_passes_an_alias_a_dict_of_keys_or_none(value):
+    with override_settings(CONDUCTOR_LISTEN_DATABASE=value):
+        assert check_listen_database() == []

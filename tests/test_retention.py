@@ -231,6 +231,53 @@ def test_only_one_session_prunes_at_a_time(transactional_db, execution_factory):
     assert retention.prune().total == 1
 
 
+class BetweenBatches:
+    """A ``stopping`` event whose pauses between batches run ``probe`` instead of waiting."""
+
+    def __init__(self, probe):
+        self.probe = probe
+
+    def is_set(self):
+        return False
+
+    def wait(self, timeout=None):
+        self.probe()
+        return False
+
+
+def test_the_pruning_lock_is_let_go_between_batches(transactional_db, execution_factory):
+    """Held per batch's transaction, never by the session: a transaction pooler hands the
+    server connection to another client after each transaction, and a session lock with it."""
+    due = [finished(execution_factory, "drop-when-done") for _ in range(3)]
+    free_between = []
+    with other_session() as other:
+
+        def probe():
+            with other.transaction():
+                taken = other.execute("SELECT pg_try_advisory_xact_lock(%s)", [PRUNE_LOCK])
+                free_between.append(taken.fetchone()[0])
+
+        pruned = retention.prune(batch_size=1, stopping=BetweenBatches(probe))
+    assert pruned.batches == 4 and exists(*due) == [False] * 3  # the last finds none left
+    assert free_between == [True, True, True]
+
+
+def test_a_pass_leaves_the_rest_to_a_session_that_prunes_between_its_batches(
+    transactional_db, execution_factory
+):
+    due = [finished(execution_factory, "drop-when-done") for _ in range(3)]
+    with other_session() as other:
+
+        def probe():  # another pruner's batch is under way when this pass's next one starts
+            other.execute("SELECT pg_try_advisory_lock(%s)", [PRUNE_LOCK])
+
+        pruned = retention.prune(batch_size=1, stopping=BetweenBatches(probe))
+        assert pruned.batches == 1 and pruned.total == 1
+        assert exists(*due).count(True) == 2
+        other.execute("SELECT pg_advisory_unlock(%s)", [PRUNE_LOCK])
+    assert retention.prune().total == 2
+
+
 def test_the_admin_does_not_break_on_pruned_executions(admin_client, execution_factory):
     pruned = finished(execution_factory, "drop-when-done")
     retention.prune()

@@ -17,6 +17,7 @@ LAYERS = [
     {
         "exceptions",
         "conf",
+        "listen_database",
         "options",
         "payloads",
         "refusals",

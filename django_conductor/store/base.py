@@ -81,7 +81,8 @@ def execute(
 ) -> Any:
     """Run one statement. Every statement the package sends passes through here (a test
     holds it so). ``prepare`` asks psycopg to prepare it once per connection; it needs a
-    server-binding cursor (``server_cursor``)."""
+    server-binding cursor (``server_cursor``), and a connection whose ``prepare_threshold``
+    is not None (Django's default is None, which transaction poolers need)."""
     if prepare:
         return cursor.execute(statement, params, prepare=True)  # type: ignore[call-arg]
     return cursor.execute(statement, params)

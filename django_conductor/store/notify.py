@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
-from django.db import connections
 
+from ..listen_database import connection_params
 from .base import FINISHED_CHANNEL, READY_CHANNEL, Cursor, execute
 
 #: A NOTIFY payload must stay under 8000 bytes.
@@ -18,10 +18,9 @@ NOTIFY = "SELECT pg_notify(%s, %s)"
 
 
 def connect_listener(*channels: str, alias: str = "default") -> psycopg.Connection[Any]:
-    """A connection of its own (never Django's), listening on ``channels``."""
-    params = connections[alias].get_connection_params()
-    params.pop("cursor_factory", None)
-    conn = psycopg.connect(**params, autocommit=True)
+    """A connection of its own (never Django's), listening on ``channels``, to where
+    ``CONDUCTOR_LISTEN_DATABASE`` says."""
+    conn = psycopg.connect(**connection_params(alias), autocommit=True)
     with conn.cursor() as cursor:
         for channel in channels:
             execute(cursor, f'LISTEN "{channel}"')

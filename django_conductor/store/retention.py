@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from .base import EXECUTION, FAILURES, FINISHED, STEP, Cursor, execute, one, rows
 
-#: Only one session prunes at a time: it holds this advisory lock while it does.
+#: Only one session prunes at a time: each batch's transaction holds this advisory lock.
 PRUNE_LOCK = 0x636F6E6475637472  # "conductr"
 
 
@@ -135,9 +135,10 @@ FROM trees t JOIN {EXECUTION} e ON e.id = t.id
 GROUP BY e.task_name, e.status ORDER BY e.task_name, e.status
 """
 
-TRY_LOCK = "SELECT pg_try_advisory_lock(%(key)s)"
-LOCK = "SELECT pg_advisory_lock(%(key)s) IS NOT NULL"
-UNLOCK = "SELECT pg_advisory_unlock(%(key)s)"
+#: Transaction-level, never session-level: a pooler that hands the server connection to
+#: another client after each transaction would hand a session lock on with it.
+TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%(key)s)"
+LOCK = "SELECT pg_advisory_xact_lock(%(key)s) IS NOT NULL"
 
 
 def _params(keep: Sequence[Keep]) -> dict[str, list[object]]:
@@ -167,11 +168,8 @@ def due(cursor: Cursor, keep: Sequence[Keep]) -> list[Removed]:
 
 
 def lock(cursor: Cursor, *, wait: bool) -> bool:
-    """Take the pruning lock for this session; without ``wait``, only if it is free."""
+    """Take the pruning lock until this transaction ends; without ``wait``, only if it is
+    free."""
     execute(cursor, LOCK if wait else TRY_LOCK, {"key": PRUNE_LOCK})
     found = one(cursor, Locked)
     return bool(found and found.locked)
-
-
-def unlock(cursor: Cursor) -> None:
-    execute(cursor, UNLOCK, {"key": PRUNE_LOCK})

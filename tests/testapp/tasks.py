@@ -68,6 +68,7 @@ from .cron_tasks import *  # noqa: E402, F403
 from .durable_tasks import *  # noqa: E402, F403
 from .event_tasks import *  # noqa: E402, F403
 from .limit_tasks import *  # noqa: E402, F403
+from .pooler_tasks import *  # noqa: E402, F403
 from .process_tasks import *  # noqa: E402, F403
 from .retention_tasks import *  # noqa: E402, F403
 from .row_tasks import *  # noqa: E402, F403
