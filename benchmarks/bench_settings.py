@@ -16,6 +16,13 @@ DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
 DATABASES = {"default": {**database_config(), "NAME": DATABASE_NAME}}
+# ``run.py --prepare``: psycopg prepares a statement on its first use (Django's default, None,
+# prepares nothing, for the sake of connection poolers).
+if os.environ.get("CONDUCTOR_BENCH_PREPARE"):
+    DATABASES["default"]["OPTIONS"] = {
+        **DATABASES["default"].get("OPTIONS", {}),
+        "prepare_threshold": 1,
+    }
 INSTALLED_APPS = ["django_conductor", "benchmarks.benchapp"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The workers' pruning duty is off: the prune workload measures pruning on its own, and the

@@ -86,8 +86,13 @@ def best_peer_noop(results: dict[str, Any]) -> tuple[str, float] | None:
     return max(rates, key=lambda item: item[1]) if rates else None
 
 
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator and denominator else None
+
+
 def targets(results: dict[str, Any]) -> list[Target]:
     noop = _get(results, "noop", "rate")
+    notify_p50 = _get(results, "pickup", "notify", "p50_ms")
     best = best_peer_noop(results)
     scale_ratio = _get(results, "scale", "ratio")
     return [
@@ -105,7 +110,42 @@ def targets(results: dict[str, Any]) -> list[Target]:
             "pickup latency p99", _get(results, "pickup", "p99_ms"), 20, higher=False, unit="ms"
         ),
         Target(
+            "pickup p50 ÷ NOTIFY round trip",
+            _ratio(_get(results, "pickup", "p50_ms"), notify_p50),
+            2,
+            higher=False,
+            unit="x",
+        ),
+        Target(
+            "pickup p50, half busy ÷ NOTIFY round trip",
+            _ratio(_get(results, "pickup", "busy", "p50_ms"), notify_p50),
+            2,
+            higher=False,
+            unit="x",
+        ),
+        Target("pickup p99, idle", _get(results, "pickup", "p99_ms"), 10, higher=False, unit="ms"),
+        Target(
+            "pickup p99, half busy",
+            _get(results, "pickup", "busy", "p99_ms"),
+            10,
+            higher=False,
+            unit="ms",
+        ),
+        Target(
             "invoke() one at a time", _get(results, "invoke", "single_rate"), 2_000, unit="calls/s"
+        ),
+        Target(
+            "invoke() one at a time ÷ pgbench, 1 client",
+            _ratio(_get(results, "invoke", "single_rate"), _get(results, "pgbench", "c1_tps")),
+            0.6,
+            unit="x",
+        ),
+        Target(
+            "invoke() in a transaction ÷ bare psycopg INSERT",
+            _get(results, "invoke", "in_transaction_ratio"),
+            1.5,
+            higher=False,
+            unit="x",
         ),
         Target("invoke_many", _get(results, "invoke", "many_rate"), 20_000, unit="rows/s"),
         Target("throughput with 1M finished rows ÷ empty table", scale_ratio, 0.8, unit="x"),
@@ -191,6 +231,27 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             "p50 ≤ 5, p99 ≤ 20 ms",
             f"{status['pickup latency p50']}, {status['pickup latency p99']}",
         )
+        notify = r.get("notify") or {}
+        ratio = _ratio(r["p50_ms"], notify.get("p50_ms"))
+        add(
+            "3. pickup p50 ÷ NOTIFY round trip p50; p99, idle",
+            f"{_num(ratio, 2)}x ({_num(notify.get('p50_ms'), 2)} ms trip); "
+            f"{_num(r['p99_ms'], 1)} ms",
+            "≤ 2x; ≤ 10 ms",
+            f"{status['pickup p50 ÷ NOTIFY round trip']}, {status['pickup p99, idle']}",
+        )
+        busy = r.get("busy")
+        if busy:
+            add(
+                f"3. pickup, {busy['busy_threads']} threads busy: p50 / p95 / p99; "
+                "p50 ÷ round trip",
+                f"{_num(busy['p50_ms'], 1)} / {_num(busy['p95_ms'], 1)} / "
+                f"{_num(busy['p99_ms'], 1)} ms; "
+                f"{_num(_ratio(busy['p50_ms'], notify.get('p50_ms')), 2)}x",
+                "≤ 2x; p99 ≤ 10 ms",
+                f"{status['pickup p50, half busy ÷ NOTIFY round trip']}, "
+                f"{status['pickup p99, half busy']}",
+            )
 
     def invoke(r: dict[str, Any]) -> None:
         add(
@@ -200,6 +261,20 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             status["invoke() one at a time"],
             r["single_rate"],
         )
+        add(
+            "4. invoke() one at a time ÷ pgbench's one-client INSERT rate",
+            f"{_num(_ratio(r['single_rate'], (pg or {}).get('c1_tps')), 2)}x",
+            "≥ 0.6x",
+            status["invoke() one at a time ÷ pgbench, 1 client"],
+        )
+        if "in_transaction_ms" in r:
+            add(
+                "4. invoke() in an open transaction vs a bare psycopg INSERT, per call",
+                f"{_num(r['in_transaction_ms'], 3)} vs {_num(r['bare_insert_ms'], 3)} ms "
+                f"({r['in_transaction_ratio']:.2f}x)",
+                "≤ 1.5x",
+                status["invoke() in a transaction ÷ bare psycopg INSERT"],
+            )
         add(
             f"4. invoke_many ({r['many_rows']:,} rows, {r['many_batch']:,} a call)",
             f"{_num(r['many_rate'])} rows/s",

@@ -102,6 +102,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="the benchmark database, dropped and created afresh (default: conductor_bench)",
     )
     parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="let psycopg prepare statements (OPTIONS prepare_threshold 1), as a project on a "
+        "direct connection may; Django's default turns preparing off, for connection poolers",
+    )
+    parser.add_argument(
         "--fail-on-miss",
         action="store_true",
         help="exit 3 when a target is missed (correctness failures always exit 1)",
@@ -131,6 +137,8 @@ def say(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     os.environ["CONDUCTOR_BENCH_DATABASE"] = args.database
+    if args.prepare:
+        os.environ["CONDUCTOR_BENCH_PREPARE"] = "1"
 
     from benchmarks import harness, pgbench, report, workloads
 

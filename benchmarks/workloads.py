@@ -18,6 +18,7 @@ from .harness import (
     WorkerProcess,
     analyze,
     completed,
+    conninfo,
     drain_timeout,
     execute,
     percentile,
@@ -167,14 +168,37 @@ def steps(sizes: Sizes) -> dict[str, Any]:
 # -- 3. pickup latency ------------------------------------------------------------------
 
 
+HOLD = "bench-hold"
+
+
 def pickup(sizes: Sizes) -> dict[str, Any]:
-    """An idle worker; executions invoked one by one; latency = started_at - created_at."""
+    """Pickup latency with the worker idle, then with half its threads busy; beside them,
+    the NOTIFY round trip on this server, the floor a pickup cannot go under."""
+    result = _pickup(sizes, busy=0)
+    busy = _pickup(sizes, busy=DEFAULT_CONCURRENCY // 2)
+    result["busy"] = {key: busy[key] for key in ("busy_threads", "p50_ms", "p95_ms", "p99_ms")}
+    result["notify"] = notify_round_trip(sizes.pickup)
+    return result
+
+
+#: The worker's default concurrency (``CONDUCTOR_CONCURRENCY``), which the benchmark keeps.
+DEFAULT_CONCURRENCY = 10
+
+
+def _pickup(sizes: Sizes, busy: int) -> dict[str, Any]:
+    """A worker with ``busy`` threads held by long executions and the rest idle; executions
+    invoked one by one; latency = started_at - created_at."""
     count, gap = sizes.pickup, sizes.pickup_gap_ms / 1000.0
-    noop = _tasks().noop
+    tasks = _tasks()
+    noop = tasks.noop
     reset_tables()
-    with running(WorkerProcess("pickup", [])) as worker:
+    with running(WorkerProcess(f"pickup-busy{busy}", [])) as worker:
         warm = noop.invoke({"warm-up": True})
         wait_until(lambda: completed(NOOP) == 1, 60, "the worker to run a first execution")
+        hold_s = count * gap + 3.0
+        for _ in range(busy):
+            tasks.hold.invoke({"seconds": hold_s})
+        wait_until(lambda: _started(HOLD) == busy, 60, f"{busy} long executions to start")
         time.sleep(0.5)  # let it settle into waiting for work
         start = time.perf_counter()
         for n in range(count):
@@ -186,10 +210,12 @@ def pickup(sizes: Sizes) -> dict[str, Any]:
 
         def done() -> bool:
             worker.sample()
-            return completed(NOOP) == count + 1
+            return completed(NOOP) == count + 1 and completed(HOLD) == busy
 
-        wait_until(done, drain_timeout(count), f"{count} executions to complete")
+        wait_until(done, drain_timeout(count) + hold_s, f"{count} executions to complete")
     verify(NOOP, count + 1)
+    if busy:
+        verify(HOLD, busy)
     latencies = [
         float(row[0])
         for row in query(
@@ -201,6 +227,7 @@ def pickup(sizes: Sizes) -> dict[str, Any]:
     return {
         "executions": count,
         "gap_ms": sizes.pickup_gap_ms,
+        "busy_threads": busy,
         "p50_ms": percentile(latencies, 0.50),
         "p95_ms": percentile(latencies, 0.95),
         "p99_ms": percentile(latencies, 0.99),
@@ -209,25 +236,78 @@ def pickup(sizes: Sizes) -> dict[str, Any]:
     }
 
 
+def _started(task_name: str) -> int:
+    (row,) = query(
+        f"SELECT count(*) FROM {EXECUTION} WHERE task_name = %s AND status = 'running'",
+        [task_name],
+    )
+    return int(row[0])
+
+
+def notify_round_trip(samples: int) -> dict[str, Any]:
+    """From sending ``NOTIFY`` on one connection (autocommit) to a thread listening on
+    another having it: what a pickup costs at least, before any claim."""
+    import threading
+
+    import psycopg
+
+    heard: list[float] = []
+    ready, got = threading.Event(), threading.Semaphore(0)
+    channel = "bench_round_trip"
+
+    def listen() -> None:
+        with psycopg.connect(conninfo(), autocommit=True) as conn:
+            conn.execute(f"LISTEN {channel}")
+            ready.set()
+            for note in conn.notifies():
+                heard.append(time.perf_counter())
+                got.release()
+                if note.payload == "last":
+                    break
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    ready.wait(30)
+    sent: list[float] = []
+    with psycopg.connect(conninfo(), autocommit=True) as conn:
+        for n in range(samples):
+            sent.append(time.perf_counter())
+            conn.execute("SELECT pg_notify(%s, %s)", [channel, "last" if n == samples - 1 else ""])
+            if not got.acquire(timeout=10):
+                raise BenchmarkFailure("a NOTIFY was not heard within 10 s")
+            time.sleep(0.002)
+    listener.join(10)
+    trips = [(h - s) * 1000 for s, h in zip(sent, heard, strict=True)]
+    return {
+        "samples": samples,
+        "p50_ms": percentile(trips, 0.50),
+        "p99_ms": percentile(trips, 0.99),
+    }
+
+
 # -- 4. invoke rate ---------------------------------------------------------------------
 
 
 def invoke_rate(sizes: Sizes) -> dict[str, Any]:
-    """``invoke()`` one at a time in autocommit from one thread; ``invoke_many`` batches."""
+    """``invoke()`` one at a time in autocommit from one thread; ``invoke()`` inside an open
+    transaction against a bare psycopg INSERT of the same row; ``invoke_many`` batches."""
     noop = _tasks().noop
     reset_tables()
     started = time.perf_counter()
     for n in range(sizes.invoke_single):
         noop.invoke({"n": n})
     single_s = time.perf_counter() - started
+    in_transaction = _in_transaction(sizes.invoke_single)
+    ((before,),) = query(f"SELECT coalesce(max(id), 0) FROM {EXECUTION}")
     started = time.perf_counter()
     enqueue(noop, sizes.invoke_many, sizes.invoke_batch)
     many_s = time.perf_counter() - started
-    expected = sizes.invoke_single + sizes.invoke_many
+    expected = sizes.invoke_single + 2 * in_transaction["in_transaction_calls"]
+    expected += sizes.invoke_many
     (row,) = query(
         f"SELECT count(*), count(DISTINCT payload) FILTER (WHERE id > %s) FROM {EXECUTION} "
         f"WHERE task_name = %s AND status = 'pending'",
-        [sizes.invoke_single, NOOP],
+        [before, NOOP],
     )
     if row[0] != expected or row[1] != sizes.invoke_many:
         raise BenchmarkFailure(
@@ -237,9 +317,54 @@ def invoke_rate(sizes: Sizes) -> dict[str, Any]:
     return {
         "single_calls": sizes.invoke_single,
         "single_rate": sizes.invoke_single / single_s,
+        **in_transaction,
         "many_rows": sizes.invoke_many,
         "many_batch": sizes.invoke_batch,
         "many_rate": sizes.invoke_many / many_s,
+    }
+
+
+#: The row ``invoke()`` stores for a no-op, as a bare INSERT (no notification).
+BARE_INSERT = (
+    f"INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts) "
+    "VALUES (%s, %s, %s::jsonb, %s, now(), %s) RETURNING id"
+)
+#: Turns of each, alternated, so that a drift in the machine's load hits both alike.
+IN_TRANSACTION_TURNS = 4
+
+
+def _in_transaction(calls: int) -> dict[str, Any]:
+    """Per-call ms of ``invoke()`` inside one open transaction (the view case), against a
+    bare psycopg INSERT of the same row on a connection of its own (psycopg's defaults:
+    server-side binding, prepared after five uses); the best turn of each counts."""
+    import json
+
+    import psycopg
+    from django.db import transaction
+
+    noop = _tasks().noop
+    per_turn = max(1, calls // IN_TRANSACTION_TURNS)
+    invoke_ms: list[float] = []
+    bare_ms: list[float] = []
+    with psycopg.connect(conninfo()) as conn:
+        for _ in range(IN_TRANSACTION_TURNS):
+            with transaction.atomic():
+                started = time.perf_counter()
+                for n in range(per_turn):
+                    noop.invoke({"n": n})
+                invoke_ms.append((time.perf_counter() - started) * 1000 / per_turn)
+            with conn.transaction(), conn.cursor() as cursor:
+                started = time.perf_counter()
+                for n in range(per_turn):
+                    cursor.execute(BARE_INSERT, [NOOP, "default", json.dumps({"n": n}), 0, 3])
+                    cursor.fetchone()
+                bare_ms.append((time.perf_counter() - started) * 1000 / per_turn)
+    best_invoke, best_bare = min(invoke_ms), min(bare_ms)
+    return {
+        "in_transaction_calls": per_turn * IN_TRANSACTION_TURNS,
+        "in_transaction_ms": best_invoke,
+        "bare_insert_ms": best_bare,
+        "in_transaction_ratio": best_invoke / best_bare,
     }
 
 

@@ -24,6 +24,7 @@ from .options import (
 from .registry import registry
 from .retrying import retry_execution
 from .store import executions
+from .store.base import binding_cursor
 from .store.notify import notify_ready
 from .store.schema import tables_required
 from .store.trees import cancel_tree
@@ -86,6 +87,9 @@ def _store(
     texts = [_payload_text(task.name, item) for item in items]
     if not texts:
         return []
+    if dedupe_key is None and throttle is None and debounce is None and len(texts) == 1:
+        with tables_required(), binding_cursor(connection) as cursor:
+            return [ExecutionHandle(executions.insert_one(cursor, invocation, texts[0]))]
     with tables_required(), connection.cursor() as cursor:
         key = dedupe_key or ""
         if throttle is not None:
@@ -97,8 +101,6 @@ def _store(
                     cursor, invocation, texts[0], key, seconds(debounce)
                 )
             return [ExecutionHandle(execution_id)]
-        if dedupe_key is None and len(texts) == 1:
-            return [ExecutionHandle(executions.insert_one(cursor, invocation, texts[0]))]
         if dedupe_key is None:
             ids = executions.insert_many(cursor, invocation, texts)
             return [ExecutionHandle(execution_id) for execution_id in ids]

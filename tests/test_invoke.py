@@ -207,6 +207,43 @@ def test_invoke_many_inserts_all_in_order_with_one_statement(django_assert_num_q
     assert [stored[h.id] for h in handles] == [{"n": n} for n in range(50)]
 
 
+def test_invoke_is_one_statement_in_djangos_query_log(django_assert_num_queries):
+    with django_assert_num_queries(1) as captured:
+        handle = invoke("echo", {"n": 1})
+    assert "INSERT INTO django_conductor_execution" in captured.captured_queries[0]["sql"]
+    assert Execution.objects.get(pk=handle.id).payload == {"n": 1}
+
+
+def _prepared_inserts() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements "
+            "WHERE statement LIKE '%INSERT INTO django_conductor_execution%'"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def test_invoke_prepares_nothing_on_djangos_default_connection():
+    """Django turns preparing off (``prepare_threshold`` None) for connection poolers."""
+    for n in range(10):
+        invoke("echo", {"n": n})
+    assert connection.connection.prepare_threshold is None
+    assert _prepared_inserts() == 0
+
+
+def test_invoke_is_prepared_once_where_the_project_lets_psycopg_prepare():
+    """As with ``OPTIONS["prepare_threshold"]``: the statement is prepared once and reused."""
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = 0
+    try:
+        handles = [invoke("echo", {"n": n}, priority=n % 2) for n in range(10)]
+        assert _prepared_inserts() == 1
+    finally:
+        connection.connection.prepare_threshold = None
+    stored = dict(Execution.objects.values_list("id", "payload"))
+    assert [stored[h.id] for h in handles] == [{"n": n} for n in range(10)]
+
+
 def test_invoke_many_with_a_bad_payload_stores_nothing():
     with pytest.raises(PayloadError):
         registry.get("echo").invoke_many([{"ok": 1}, {"bad": {1}}])

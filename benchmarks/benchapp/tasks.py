@@ -1,5 +1,7 @@
 """Benchmark tasks: they do no work of their own, so what is measured is the engine."""
 
+import time
+
 from django_conductor import on_event, on_model, task
 
 from .models import PlainRow, TriggeredRow
@@ -64,3 +66,9 @@ def insert_one(event, ctx):
 @task(name="bench-insert-batch", batch=100)
 def insert_batch(events, ctx):
     PlainRow.objects.bulk_create(PlainRow(n=e.payload["n"], label="batch") for e in events)
+
+
+@task(name="bench-hold")
+def hold(event, ctx):
+    """Keeps a worker thread busy for ``seconds``, for the pickup workload's busy worker."""
+    time.sleep(event.payload["seconds"])

@@ -107,6 +107,18 @@ def server_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return psycopg.Cursor(conn)
 
 
+def binding_cursor(db: Any) -> Any:
+    """A cursor of Django's connection ``db`` that binds parameters on the server: no
+    quoting of every value in Python, and, where the project lets psycopg prepare statements
+    (``OPTIONS["prepare_threshold"]``; Django turns it off for poolers), a statement run on
+    every call is prepared once per connection. Wrapped as Django wraps its own cursors, so
+    it runs in the caller's transaction, is logged and counted, and raises Django's errors."""
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    with db.wrap_database_errors:
+        return db._prepare_cursor(psycopg.Cursor(db.connection))
+
+
 def columns(records: Sequence[Any], **fields: str) -> dict[str, list[Any]]:
     """One array per statement parameter, for the ``unnest(...)`` batch statements:
     ``columns(batch, ids="id")`` gives ``{"ids": [record.id for record in batch]}``."""
