@@ -97,10 +97,8 @@ class ClaimLoop:
                 backoff = next_backoff(backoff)
                 database_trouble(self.identity, exc, backoff, self.stopping)
                 continue
-            if claimed and self.last_claim_full:
+            if claimed:
                 continue  # there may be more ready work: claim again at once
-            # A short claim took all that was ready: work committed since wakes the loop
-            # (its notification comes after ``wake.clear()``), so no empty claim follows.
             busy = self.holdings.busy()
             if self.burst and not busy:
                 return
