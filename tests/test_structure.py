@@ -28,6 +28,7 @@ LAYERS = [
         "replay",
         "statuses",
         "windows",
+        "exports",
         "signals",
         "telemetry",
     },
