@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
-from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.db import DatabaseError, connections
 
 from . import listen_database
@@ -108,8 +108,10 @@ def _where(func: Any) -> str:
 @register("django_conductor", Tags.database)
 def check_row_triggers(
     app_configs: Any = None, databases: Any = None, **kwargs: Any
-) -> list[Error]:
-    """E008: an on_model subscription whose trigger is not in the database."""
+) -> list[Warning]:
+    """W008: an on_model subscription whose trigger is not in the database. A warning, not
+    an error: ``migrate`` runs the database checks before it migrates, and it is what
+    installs the trigger."""
     if not databases or "default" not in databases:
         return []
     try:
@@ -117,11 +119,11 @@ def check_row_triggers(
     except DatabaseError:
         return []  # E001 and the worker's start say what is wrong with the database
     return [
-        Error(
+        Warning(
             f"Model trigger: {problem}.",
             hint="Run `python manage.py migrate` (or `manage.py conductor_triggers`), which "
             "installs the triggers the tasks ask for.",
-            id="django_conductor.E008",
+            id="django_conductor.W008",
         )
         for problem in missing
     ]
