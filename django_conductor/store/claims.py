@@ -16,7 +16,7 @@ STEP_ROW = (
     "'finished', s.finished_at IS NOT NULL, 'wake_at', s.wake_at, 'child_id', s.child_id)"
 )
 
-_CLAIMABLE = f"status IN {CLAIMABLE}"
+CLAIMABLE_WHERE = f"status IN {CLAIMABLE}"
 
 #: The priorities that have claimable executions, highest first, one probe of
 #: conductor_claimable each. A claim, or the search for the next due time, then reads each
@@ -25,18 +25,18 @@ _CLAIMABLE = f"status IN {CLAIMABLE}"
 #: their cost does not grow with parked work.
 _LEVELS = f"""
 levels(priority) AS (
-    (SELECT priority FROM {EXECUTION} WHERE {_CLAIMABLE} AND concurrency_key IS NULL
+    (SELECT priority FROM {EXECUTION} WHERE {CLAIMABLE_WHERE} AND concurrency_key IS NULL
      ORDER BY priority DESC LIMIT 1)
     UNION ALL
     SELECT (SELECT e.priority FROM {EXECUTION} e
-            WHERE e.{_CLAIMABLE} AND e.concurrency_key IS NULL AND e.priority < l.priority
+            WHERE e.{CLAIMABLE_WHERE} AND e.concurrency_key IS NULL AND e.priority < l.priority
             ORDER BY e.priority DESC LIMIT 1)
     FROM levels l WHERE l.priority IS NOT NULL
 )"""
 
 #: Takes the ``picked`` rows (id, place) under this worker's lease and returns them as
 #: ``ClaimRow``s, in claim order.
-_TAKE = f"""
+TAKE = f"""
 claimed AS (
     -- The first ``start``, for the threads that are free now, count their attempt here; the
     -- rest are held ahead of a thread (prefetched) and their attempt is counted by its
@@ -70,7 +70,7 @@ WITH RECURSIVE {_LEVELS}, picked AS (
     -- walk, and locks no row it does not claim, as soon as it has enough.
     SELECT ready.id, row_number() OVER () AS place FROM levels CROSS JOIN LATERAL (
         SELECT id FROM {EXECUTION}
-        WHERE {_CLAIMABLE} AND concurrency_key IS NULL AND priority = levels.priority
+        WHERE {CLAIMABLE_WHERE} AND concurrency_key IS NULL AND priority = levels.priority
             AND run_at <= now() {{queue_filter}}
             -- Only tasks this worker has: in a rolling deploy, the others wait for a
             -- worker that has them, instead of failing here for want of a handler.
@@ -81,7 +81,7 @@ WITH RECURSIVE {_LEVELS}, picked AS (
     ) ready
     WHERE levels.priority IS NOT NULL
     LIMIT %(limit)s
-), {_TAKE}"""
+), {TAKE}"""
 CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
 CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
 
@@ -178,7 +178,7 @@ WITH limits AS (
 ), ready AS (
     SELECT r.*, limits.task_name, limits.n AS allowed FROM limits CROSS JOIN LATERAL (
         SELECT e.id, e.concurrency_key, e.priority, e.run_at FROM {EXECUTION} e
-        WHERE e.{_CLAIMABLE} AND e.concurrency_key IS NOT NULL
+        WHERE e.{CLAIMABLE_WHERE} AND e.concurrency_key IS NOT NULL
             AND e.task_name = limits.task_name AND e.run_at <= now() {{queue_filter}}
             AND NOT EXISTS (
                 SELECT FROM running
@@ -200,7 +200,7 @@ WITH limits AS (
     WHERE would_run <= allowed
     ORDER BY priority DESC, run_at, id
     LIMIT %(limit)s
-), {_TAKE}"""
+), {TAKE}"""
 CLAIM_LIMITED_ANY_QUEUE = _CLAIM_LIMITED.format(queue_filter="")
 CLAIM_LIMITED_QUEUES = _CLAIM_LIMITED.format(queue_filter="AND e.queue = ANY(%(queues)s::text[])")
 
@@ -231,111 +231,14 @@ def claim_limited(
     return rows(cursor, ClaimRow)
 
 
-#: Batches of a batch task's executions, read from conductor_claimable_limited (its rows
-#: are keyed ''): up to ``batches`` times ``size`` ready ones in claim order. Only whole
-#: batches are taken until the first has waited ``wait`` seconds since it became ready; then
-#: the last may be short. A row not taken is unlocked as the statement ends. All start now.
-_CLAIM_BATCHED = f"""
-WITH ready AS (
-    SELECT id, run_at, row_number() OVER () AS place FROM (
-        SELECT id, run_at FROM {EXECUTION}
-        WHERE {_CLAIMABLE} AND concurrency_key IS NOT NULL AND task_name = %(task)s
-            AND run_at <= now() {{queue_filter}}
-        ORDER BY priority DESC, run_at, id
-        LIMIT %(size)s * %(batches)s
-        FOR UPDATE SKIP LOCKED
-    ) r
-), taken AS (
-    SELECT CASE WHEN min(run_at) <= now() - make_interval(secs => %(wait)s) THEN count(*)
-                ELSE count(*) / %(size)s * %(size)s END AS n
-    FROM ready
-), picked AS (
-    SELECT id, place FROM ready, taken WHERE place <= taken.n
-), {_TAKE}"""
-CLAIM_BATCHED_ANY_QUEUE = _CLAIM_BATCHED.format(queue_filter="")
-CLAIM_BATCHED_QUEUES = _CLAIM_BATCHED.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
-
-
-def claim_batched(
-    cursor: psycopg.Cursor[Any],
-    *,
-    task: str,
-    size: int,
-    wait: float,
-    batches: int,
-    worker: str,
-    lease: float,
-    queues: list[str],
-) -> list[ClaimRow]:
-    """Claim up to ``batches`` batches of ``task``'s executions, in claim order, none while
-    the first has not filled and has waited less than ``wait``; each to start now."""
-    params = {
-        "task": task,
-        "size": size,
-        "wait": wait,
-        "batches": batches,
-        "start": size * batches,
-        "worker": worker,
-        "lease": lease,
-        "queues": queues,
-    }
-    statement = CLAIM_BATCHED_QUEUES if queues else CLAIM_BATCHED_ANY_QUEUE
-    execute(cursor, statement, params, prepare=True)
-    return rows(cursor, ClaimRow)
-
-
-#: Seconds until the next batch of any of these batch tasks may be claimed: its first
-#: executions in claim order, ready or not, plus its wait. Negative when one is claimable.
-_BATCH_DUE = f"""
-SELECT extract(epoch FROM min(first.run_at + make_interval(secs => t.wait)) - now())
-FROM unnest(%(tasks)s::text[], %(sizes)s::int[], %(waits)s::float8[]) AS t(task_name, size, wait)
-CROSS JOIN LATERAL (
-    SELECT min(run_at) AS run_at FROM (
-        SELECT run_at FROM {EXECUTION}
-        WHERE {_CLAIMABLE} AND concurrency_key IS NOT NULL AND task_name = t.task_name
-            {{queue_filter}}
-        ORDER BY priority DESC, run_at, id
-        LIMIT t.size
-    ) f
-) first
-"""
-BATCH_DUE_ANY_QUEUE = _BATCH_DUE.format(queue_filter="")
-BATCH_DUE_QUEUES = _BATCH_DUE.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
-
-
-class Batched(NamedTuple):
-    """A batch task as its claims need it."""
-
-    task_name: str
-    size: int
-    #: Seconds the first ready execution may wait for its batch to fill.
-    wait: float
-
-
-def batch_due(
-    cursor: psycopg.Cursor[Any], batched: list[Batched], *, queues: list[str]
-) -> float | None:
-    """Seconds until a batch of ``batched`` is due (0 or less: now); None when none has
-    executions waiting."""
-    params = {
-        "tasks": [b.task_name for b in batched],
-        "sizes": [b.size for b in batched],
-        "waits": [b.wait for b in batched],
-        "queues": queues,
-    }
-    execute(cursor, BATCH_DUE_QUEUES if queues else BATCH_DUE_ANY_QUEUE, params, prepare=True)
-    due = one(cursor, NextDue)
-    return None if due is None or due.seconds is None else float(due.seconds)
-
-
 #: One named execution, claimed with the same update: for the test helpers' ``run_one``,
 #: which runs a chosen execution rather than the next in line.
 CLAIM_ONE = f"""
 WITH picked AS (
     SELECT id, 1 AS place FROM {EXECUTION}
-    WHERE id = %(id)s AND {_CLAIMABLE} AND run_at <= now()
+    WHERE id = %(id)s AND {CLAIMABLE_WHERE} AND run_at <= now()
     FOR UPDATE SKIP LOCKED
-), {_TAKE}"""
+), {TAKE}"""
 
 
 def claim_one(
@@ -371,7 +274,7 @@ _NEXT_DUE = f"""
 WITH RECURSIVE {_LEVELS}
 SELECT extract(epoch FROM min(due.run_at) - now()) FROM levels CROSS JOIN LATERAL (
     SELECT run_at FROM {EXECUTION}
-    WHERE {_CLAIMABLE} AND concurrency_key IS NULL AND priority = levels.priority
+    WHERE {CLAIMABLE_WHERE} AND concurrency_key IS NULL AND priority = levels.priority
         AND run_at > now() {{queue_filter}}
         AND task_name = ANY(%(tasks)s::text[])
     ORDER BY priority DESC, run_at, id

@@ -15,16 +15,8 @@ from ..conf import settings
 from ..lease import Lease, elapsed
 from ..registry import registry
 from ..store.base import server_cursor
-from ..store.claims import (
-    Batched,
-    ClaimRow,
-    batch_due,
-    claim_batch,
-    claim_batched,
-    claim_limited,
-    lock_limits,
-    next_due,
-)
+from ..store.batch_claims import Batched, batch_due, claim_batched
+from ..store.claims import ClaimRow, claim_batch, claim_limited, lock_limits, next_due
 from ..store.limits import has_limits
 from .attempt import Claimed, reread_child_steps
 from .base import Identity, database_trouble, next_backoff, raw_cursor
