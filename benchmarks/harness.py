@@ -1,5 +1,6 @@
 """Plumbing shared by the workloads: the benchmark database, real worker processes, the
-measurement window read from the database clock, and the loss/duplication checks."""
+measurement window read from the database clock, the CPU time spent over it, and the
+loss/duplication checks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -114,10 +116,13 @@ def analyze() -> None:
 class Window:
     """Executions of one task, and the span from the first claim to the last completion,
     both read from the database clock (``started_at`` is set by the claim's ``now()``,
-    ``finished_at`` by the completion's)."""
+    ``finished_at`` by the completion's); ``began`` and ``ended`` are its ends as Unix
+    times, to line other measurements up with it."""
 
     count: int
     seconds: float
+    began: float = 0.0
+    ended: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -126,11 +131,152 @@ class Window:
 
 def window(task_name: str) -> Window:
     (row,) = query(
-        f"SELECT count(*), extract(epoch FROM max(finished_at) - min(started_at))::float "
+        f"SELECT count(*), extract(epoch FROM max(finished_at) - min(started_at))::float, "
+        f"extract(epoch FROM min(started_at))::float, extract(epoch FROM max(finished_at))::float "
         f"FROM {EXECUTION} WHERE task_name = %s AND status = 'completed'",
         [task_name],
     )
-    return Window(int(row[0]), float(row[1] or 0.0))
+    return Window(int(row[0]), float(row[1] or 0.0), float(row[2] or 0.0), float(row[3] or 0.0))
+
+
+def server_is_local() -> bool:
+    """Whether the benchmark's PostgreSQL server runs on this machine (a socket or a
+    loopback address), so that its processes' CPU time can be read here."""
+    host = str(server_settings().get("HOST") or "")
+    return not host or host.startswith("/") or host in ("localhost", "127.0.0.1", "::1")
+
+
+#: What the scale-out rows say instead of the database's CPU share on a remote server.
+DATABASE_CPU_NOT_LOCAL = "database CPU not measured: the server is not on this machine"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class Snapshot:
+    """One reading of /proc: the time, the machine's busy and total CPU ticks, and each
+    process's CPU ticks, keyed by (pid, start time) so a reused pid is another process."""
+
+    at: float
+    busy: int
+    total: int
+    processes: dict[tuple[int, int], tuple[str, int]]
+
+
+@dataclass
+class CpuUsage:
+    """CPU seconds spent between two snapshots ``seconds`` apart on ``cpus`` cores: the
+    machine's busy time, the worker processes', and the PostgreSQL server processes' (all
+    of them, and the backends serving the benchmark database); None where not measured."""
+
+    seconds: float
+    cpus: int
+    machine_s: float
+    workers_s: float
+    database_s: float | None
+    own_backends_s: float | None
+
+    def figures(self, executions: int) -> dict[str, Any]:
+        """Each as a share of the machine's capacity (cores x span), and per 1,000
+        executions, so a reader sees what one execution costs the database and the worker."""
+        capacity = self.cpus * self.seconds
+        result: dict[str, Any] = {"span_s": self.seconds, "cpus": self.cpus}
+        for name in ("machine", "database", "own_backends", "workers"):
+            value = getattr(self, f"{name}_s")
+            result[f"{name}_s"] = value
+            result[f"{name}_share"] = value / capacity if value is not None and capacity else None
+            result[f"{name}_s_per_1000"] = (
+                value * 1000 / executions if value is not None and executions else None
+            )
+        return result
+
+
+class CpuSampler:
+    """Reads /proc every ``every`` seconds while the block runs: the machine's CPU ticks,
+    and those of the worker processes (``pids``) and of PostgreSQL's (comm ``postgres*``,
+    the embedded server's and the system one's), if ``database`` (the server is local).
+    A process's last reading is kept after it exits, so a finished worker or a closed
+    backend still counts; ``usage()`` then gives the CPU spent between two Unix times."""
+
+    def __init__(self, pids: Sequence[int], *, database: bool = True, every: float = 0.1):
+        self.pids = set(pids)
+        self.database = database
+        self.every = every
+        self.snapshots: list[Snapshot] = []
+        self._own = f" {server_settings()['NAME']} "
+        self._groups: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-cpu", daemon=True)
+
+    def __enter__(self) -> CpuSampler:
+        self.snapshots.append(self._read())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self.snapshots.append(self._read())
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.snapshots.append(self._read())
+
+    def _read(self) -> Snapshot:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        idle = fields[3] + fields[4]  # idle and iowait
+        processes: dict[tuple[int, int], tuple[str, int]] = {}
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    self._process(int(entry.name), processes)
+        return Snapshot(time.time(), sum(fields) - idle, sum(fields), processes)
+
+    def _process(self, pid: int, into: dict[tuple[int, int], tuple[str, int]]) -> None:
+        """Add one process's CPU ticks under its group, if it is in one. A pid's group is
+        decided once (a pid is not reused within a drain), so that a reading stays cheap."""
+        group = self._groups.get(pid)
+        if group == "":
+            return
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if group is None:
+            group = self._group(pid, stat[stat.index("(") + 1 : stat.rindex(")")])
+            self._groups[pid] = group
+            if not group:
+                return
+        rest = stat[stat.rindex(")") + 2 :].split()  # from field 3, the state
+        into[(pid, int(rest[19]))] = (group, int(rest[11]) + int(rest[12]))
+
+    def _group(self, pid: int, comm: str) -> str:
+        if pid in self.pids:
+            return "workers"
+        if self.database and comm.startswith("postgres"):
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            return "own_backends" if self._own in title else "postgres"
+        return ""
+
+    def usage(self, began: float, ended: float) -> CpuUsage:
+        """The CPU spent from the last snapshot at or before ``began`` to the first at or
+        after ``ended`` (Unix times: the window's, on this machine's clock)."""
+        first = max((s for s in self.snapshots if s.at <= began), key=lambda s: s.at, default=None)
+        last = min((s for s in self.snapshots if s.at >= ended), key=lambda s: s.at, default=None)
+        first, last = first or self.snapshots[0], last or self.snapshots[-1]
+        seen: dict[tuple[int, int], tuple[str, int]] = {}
+        for snapshot in self.snapshots:
+            if first.at <= snapshot.at <= last.at:
+                seen.update(snapshot.processes)  # the last reading of each process
+        spent = {"workers": 0, "postgres": 0, "own_backends": 0}
+        for key, (group, ticks) in seen.items():
+            spent[group] += ticks - first.processes.get(key, (group, 0))[1]
+        database = (spent["postgres"] + spent["own_backends"]) / CLOCK_TICKS
+        cpus = os.cpu_count() or 1
+        return CpuUsage(
+            seconds=last.at - first.at,
+            cpus=cpus,
+            machine_s=(last.busy - first.busy) / CLOCK_TICKS,
+            workers_s=spent["workers"] / CLOCK_TICKS,
+            database_s=database if self.database else None,
+            own_backends_s=spent["own_backends"] / CLOCK_TICKS if self.database else None,
+        )
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -387,6 +387,25 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             f"{_num(r['otel_rate'])} ({r['otel_ratio']:.2f}x) executions/s",
         )
 
+    def scaleout(r: dict[str, Any]) -> None:
+        for key, label, unit in (
+            ("noop", "no-op", "executions/s"),
+            ("steps", "ten steps", "steps/s"),
+        ):
+            part = r.get(key)
+            if not isinstance(part, dict):
+                continue
+            drains = list(part["drains"].values())
+            size = f"{part['executions']:,}" + (" x 10 steps" if part["steps_each"] else "")
+            rates = f"{_each(drains, 'steps_rate' if part['steps_each'] else 'rate')} {unit}"
+            if part["steps_each"]:
+                rates += f" ({_each(drains, 'rate')} executions/s)"
+            add(
+                f"17. scale-out: {label}, {' / '.join(str(d['workers']) for d in drains)} "
+                f"workers ({size})",
+                f"{rates}; {_cpu_shares(drains, r.get('database_cpu'))}",
+            )
+
     def mem(r: dict[str, Any]) -> None:
         add(
             "7. worker peak RSS, concurrency 1 / 20",
@@ -433,6 +452,7 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     section("prune", pruned, "14. pruning")
     section("batch", batched, "15. batch handlers")
     section("telemetry", telemetry, "16. telemetry")
+    section("scaleout", scaleout, "17. scale-out")
     section("peers", peers_vs, "8. peers")
     section("pgbench", limit, "9. pgbench")
     lines = [
@@ -441,6 +461,32 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
     ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _each(drains: list[dict[str, Any]], key: str, digits: int = 0) -> str:
+    """One figure of every drain, "2,900 / 3,100 / 3,000"."""
+    return " / ".join(_num(d.get(key), digits) for d in drains)
+
+
+def _cpu_shares(drains: list[dict[str, Any]], not_measured: str | None) -> str:
+    """The CPU of the database, the workers and the whole machine over each drain's window,
+    as shares of the machine's capacity, then in cpu-seconds per 1,000 executions."""
+    cpus = [d["cpu"] for d in drains]
+
+    def shares(name: str) -> str:
+        return " / ".join(
+            "-" if c[f"{name}_share"] is None else f"{c[f'{name}_share']:.0%}" for c in cpus
+        )
+
+    def costs(name: str) -> str:
+        return _each(cpus, f"{name}_s_per_1000", 2)
+
+    database = not_measured or f"database {shares('database')}"
+    text = f"CPU of {cpus[0]['cpus']} cores: {database}, workers {shares('workers')}, "
+    text += f"machine {shares('machine')}; cpu-s per 1,000 executions: "
+    if not not_measured:
+        text += f"database {costs('database')}, "
+    return text + f"workers {costs('workers')}"
 
 
 def _times(ours: float, theirs: float, *, higher_is_better: bool) -> str:

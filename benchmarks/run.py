@@ -4,8 +4,10 @@ Measures, in one run and on a fresh ``conductor_bench`` database, no-op throughp
 two worker processes), step checkpoints, pickup latency, invoke rates, the sleep/child round
 trip, behaviour with a million finished rows, worker memory, and PostgreSQL's own one-row
 INSERT rate (pgbench); with ``--peers``, the no-op and pickup workloads on two other task
-queues. Prints a markdown table, writes JSON (default ``benchmarks/results/latest.json``),
-and exits non-zero if any execution was lost or duplicated. See docs/performance.md.
+queues; with ``--only scaleout`` (too long for the default run), backlogs drained by 1, 2
+and 4 workers beside the CPU each side spent. Prints a markdown table, writes JSON (default
+``benchmarks/results/latest.json``), and exits non-zero if any execution was lost or
+duplicated. See docs/performance.md.
 """
 
 from __future__ import annotations
@@ -47,14 +49,18 @@ WORKLOADS = (
     "batch",
     "telemetry",
     "peers",
+    "scaleout",
 )
+#: Workloads too long for the default run: they run only when named with ``--only``.
+OPT_IN = frozenset({"scaleout"})
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark django_conductor against PostgreSQL (DATABASE_URL, or the "
         "embedded server) and, with --peers, against other PostgreSQL task queues.",
-        epilog=f"Workloads, in the order they run: {', '.join(WORKLOADS)}.",
+        epilog=f"Workloads, in the order they run: {', '.join(WORKLOADS)}; "
+        f"{', '.join(sorted(OPT_IN))} only when named with --only.",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a small smoke run (about a tenth of the sizes)"
@@ -151,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         if (not args.only or name in args.only)
         and name not in args.skip
         and (name != "peers" or args.peers)
+        and (name not in OPT_IN or name in args.only)
     ]
 
     say(f"Preparing database {args.database!r} ...")
@@ -180,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": lambda: workloads.batch(sizes),
         "telemetry": lambda: workloads.telemetry(sizes),
         "peers": lambda: _peers(sizes),
+        "scaleout": lambda: workloads.scaleout(sizes),
     }
     results: dict[str, Any] = {}
     failures: dict[str, str] = {}
@@ -267,6 +275,7 @@ PRIMARY = {
     "prune": ("ratio",),
     "batch": ("speedup",),
     "telemetry": ("otel_ratio",),
+    "scaleout": ("noop", "drains", "1", "rate"),
 }
 
 

@@ -12,9 +12,11 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from .harness import (
+    DATABASE_CPU_NOT_LOCAL,
     EXECUTION,
     STEP,
     BenchmarkFailure,
+    CpuSampler,
     WorkerProcess,
     analyze,
     completed,
@@ -25,6 +27,7 @@ from .harness import (
     query,
     reset_tables,
     running,
+    server_is_local,
     step_rows,
     verify,
     wait_for_exit,
@@ -66,6 +69,8 @@ class Sizes:
     prune_rows: int = 200_000
     batch_rows: int = 20_000
     telemetry_noop: int = 10_000
+    scaleout_noop: int = 100_000
+    scaleout_steps: int = 10_000
     pgbench_seconds: float = 5.0
     peer_noop: int = 20_000
     peer_pickup: int = 500
@@ -962,3 +967,57 @@ def telemetry(sizes: Sizes) -> dict[str, Any]:
         "otel_ratio": best["otel"] / best["off"],
         "sent": sent,
     }
+
+
+# -- 17. scale-out ----------------------------------------------------------------------
+
+#: The numbers of worker processes each scale-out backlog is drained by, in turn.
+SCALEOUT_WORKERS = (1, 2, 4)
+
+
+def scaleout(sizes: Sizes) -> dict[str, Any]:
+    """A backlog of no-ops, then one of ten-step executions, each drained by 1, 2 and 4
+    burst worker processes in turn; beside each drain's rate, the CPU that PostgreSQL, the
+    workers and the whole machine spent over its window, to show which one runs out first
+    and what one execution costs each side."""
+    tasks = _tasks()
+    local = server_is_local()
+    result: dict[str, Any] = {"database_cpu": None if local else DATABASE_CPU_NOT_LOCAL}
+    for key, task, task_name, count, steps_each in (
+        ("noop", tasks.noop, NOOP, sizes.scaleout_noop, None),
+        ("steps", tasks.ten_steps, STEPS, sizes.scaleout_steps, STEPS_EACH),
+    ):
+        drains = {
+            str(workers): _scaleout_drain(task, task_name, count, workers, steps_each, local)
+            for workers in SCALEOUT_WORKERS
+        }
+        result[key] = {"executions": count, "steps_each": steps_each, "drains": drains}
+    return result
+
+
+def _scaleout_drain(
+    task: Any, task_name: str, count: int, workers: int, steps_each: int | None, local: bool
+) -> dict[str, Any]:
+    """Enqueue ``count`` executions, drain them with ``workers`` burst worker processes
+    while /proc is sampled, and check that each ran once."""
+    reset_tables()
+    enqueue(task, count)
+    analyze()
+    procs = [
+        WorkerProcess(f"scaleout-{task_name}-{workers}w-{i}", ["--burst"]) for i in range(workers)
+    ]
+    progress = (lambda: step_rows(task_name)) if steps_each else (lambda: completed(task_name))
+    with CpuSampler([p.process.pid for p in procs], database=local) as cpu:
+        wait_for_exit(procs, drain_timeout(count * (steps_each or 1)), progress)
+    verify(task_name, count, steps_each=steps_each)
+    span = window(task_name)
+    drain: dict[str, Any] = {
+        "workers": workers,
+        "rate": span.rate,
+        "window_s": span.seconds,
+        "wall_s": max(p.wall for p in procs),
+    }
+    if steps_each:
+        drain["steps_rate"] = count * steps_each / span.seconds
+    drain["cpu"] = cpu.usage(span.began, span.ended).figures(count)
+    return drain
