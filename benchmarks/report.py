@@ -470,7 +470,9 @@ def _each(drains: list[dict[str, Any]], key: str, digits: int = 0) -> str:
 
 def _cpu_shares(drains: list[dict[str, Any]], not_measured: str | None) -> str:
     """The CPU of the database, the workers and the whole machine over each drain's window,
-    as shares of the machine's capacity, then in cpu-seconds per 1,000 executions."""
+    as shares of the machine's capacity, then in cpu-seconds per 1,000 executions. The
+    database is every PostgreSQL process on the machine; the backends serving the benchmark
+    database alone are beside it, since a shared server also works for others."""
     cpus = [d["cpu"] for d in drains]
 
     def shares(name: str) -> str:
@@ -481,11 +483,12 @@ def _cpu_shares(drains: list[dict[str, Any]], not_measured: str | None) -> str:
     def costs(name: str) -> str:
         return _each(cpus, f"{name}_s_per_1000", 2)
 
-    database = not_measured or f"database {shares('database')}"
+    own = "this database's backends"
+    database = not_measured or f"database {shares('database')} ({own} {shares('own_backends')})"
     text = f"CPU of {cpus[0]['cpus']} cores: {database}, workers {shares('workers')}, "
     text += f"machine {shares('machine')}; cpu-s per 1,000 executions: "
     if not not_measured:
-        text += f"database {costs('database')}, "
+        text += f"database {costs('database')} ({own} {costs('own_backends')}), "
     return text + f"workers {costs('workers')}"
 
 
