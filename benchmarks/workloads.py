@@ -5,6 +5,7 @@ at the end that every execution ran exactly once (``BenchmarkFailure`` otherwise
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -1019,5 +1020,8 @@ def _scaleout_drain(
     }
     if steps_each:
         drain["steps_rate"] = count * steps_each / span.seconds
-    drain["cpu"] = cpu.usage(span.began, span.ended).figures(count)
+    # The window's ends are on the server's clock, which is this machine's only if the server
+    # runs here; elsewhere the CPU is counted over the whole drain, the workers' start-up too.
+    began, ended = (span.began, span.ended) if local else (0.0, math.inf)
+    drain["cpu"] = cpu.usage(began, ended).figures(count)
     return drain
