@@ -7,6 +7,7 @@ drop, and threads never contend for the same rows one by one."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -16,6 +17,10 @@ from django.db import InterfaceError, OperationalError, connection
 #: How long requests whose rows were locked wait before they are tried again, when nothing
 #: else is waiting (seconds).
 RETRY_PAUSE = 0.05
+
+#: The longest the writer holds a batch back for the requesters its last write let go
+#: (seconds); it never holds one back longer than that write took.
+MAX_LINGER = 0.002
 
 
 class WriterClosed(Exception):
@@ -77,8 +82,12 @@ class GroupWriter(Generic[R]):
         keeps locked: they wait for the next batch, and delay no other request."""
         raise NotImplementedError
 
+    #: See ``MAX_LINGER``; a class attribute, so that a test can widen it.
+    max_linger = MAX_LINGER
+
     def _run(self) -> None:
         again: list[R] = []
+        released, took = 0, 0.0
         try:
             while True:
                 with self._lock:
@@ -91,12 +100,27 @@ class GroupWriter(Generic[R]):
                         self._lock.wait(RETRY_PAUSE)
                     while not self._waiting and not again and not self._closed:
                         self._lock.wait()
+                    self._linger(released, min(took, self.max_linger))
                     batch, self._waiting = again + self._waiting, []
                 if not batch:
                     return  # closed, and nothing left to write
+                began = time.monotonic()
                 again = self._write_or_explain(batch)
+                released, took = len(batch) - len(again), time.monotonic() - began
         finally:
             connection.close()
+
+    def _linger(self, released: int, longest: float) -> None:
+        """Wait, up to ``longest``, until as many requests wait as the last write let go.
+        The threads it let go are usually back at once with their next request: taking
+        only the first of them splits the threads into two groups whose batches take turns,
+        each half full. Called holding the lock."""
+        deadline = time.monotonic() + longest
+        while self._waiting and len(self._waiting) < released and not self._closed:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._lock.wait(left)
 
     def _write_or_explain(self, batch: list[R]) -> list[R]:
         again: list[R] = []

@@ -22,6 +22,11 @@ HEARTBEAT = "django_conductor_workerheartbeat"
 SCHEDULE = "django_conductor_schedule"
 LIMIT = "django_conductor_concurrencylimit"
 TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT, SCHEDULE, LIMIT)
+#: The PL/pgSQL functions that migrations create, as ``to_regprocedure`` reads them.
+FUNCTIONS = (
+    "django_conductor_record_steps(bigint[], int[], text[], text[], jsonb[], text[], float8[], "
+    "float8[], timestamptz[], float8[])",
+)
 
 #: Channel a worker listens on; the payload is the queue that has new work.
 READY_CHANNEL = "django_conductor_ready"

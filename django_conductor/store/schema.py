@@ -10,9 +10,12 @@ import psycopg
 from django.db import ProgrammingError, connection
 
 from ..exceptions import TablesMissing
-from .base import TABLES, execute, rows
+from .base import FUNCTIONS, TABLES, execute, rows
 
 MISSING_TABLES = "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NULL"
+MISSING_FUNCTIONS = (
+    "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regprocedure(name) IS NULL"
+)
 
 
 class Table(NamedTuple):
@@ -29,12 +32,22 @@ def tables_missing(missing: list[str] | None = None) -> TablesMissing:
 
 
 def check_tables() -> None:
-    """Raise ``TablesMissing`` naming what is missing; one query, at a worker's start."""
+    """Raise ``TablesMissing`` naming what is missing, tables first, then the functions a
+    later migration created (the code is newer than the database); at a worker's start."""
     with connection.cursor() as cursor:
         execute(cursor, MISSING_TABLES, [list(TABLES)])
         missing = [table.name for table in rows(cursor, Table)]
-    if missing:
-        raise tables_missing(missing)
+        if missing:
+            raise tables_missing(missing)
+        execute(cursor, MISSING_FUNCTIONS, [list(FUNCTIONS)])
+        functions = [function.name.partition("(")[0] for function in rows(cursor, Table)]
+    if functions:
+        database = connection.settings_dict.get("NAME") or "default"
+        raise TablesMissing(
+            f"django_conductor's functions do not exist in database {database!r} "
+            f"({', '.join(functions)}): its migrations are behind this version of the "
+            "package; run `python manage.py migrate`."
+        )
 
 
 @contextmanager

@@ -18,34 +18,16 @@ from .base import EXECUTION, RUNNING, STEP, Cursor, claim_pairs, columns, execut
 #: (or when). A pair already there is this claim's own earlier write (FOR SHARE keeps other
 #: claims out), written again after a lost connection, or a step that raised in an earlier
 #: attempt and has now run again: either way the new record replaces it.
-RECORD_STEPS = f"""
-WITH v AS (
-    SELECT * FROM unnest(
-        %(ids)s::bigint[], %(claims)s::int[], %(names)s::text[], %(kinds)s::text[],
-        %(results)s::jsonb[], %(errors)s::text[], %(started_agos)s::float8[],
-        %(finished_agos)s::float8[], %(wake_ats)s::timestamptz[], %(wake_ins)s::float8[]
-    ) AS v(id, claims, name, kind, result, error, started_ago, finished_ago, wake_at, wake_in)
-), started AS (
-    SELECT v.*, now() - make_interval(secs => v.started_ago) AS started_at FROM v
-), timed AS (
-    SELECT s.*, coalesce(s.wake_at, s.started_at + make_interval(secs => s.wake_in)) AS wake
-    FROM started s
+#:
+#: The statement is the PL/pgSQL function ``django_conductor_record_steps`` (migration
+#: 0013): PostgreSQL keeps its plan for the session, so a batch is not parsed and planned
+#: anew each time, even where psycopg prepares nothing (Django's default, and poolers).
+RECORD_STEPS = """
+SELECT * FROM django_conductor_record_steps(
+    %(ids)s::bigint[], %(claims)s::int[], %(names)s::text[], %(kinds)s::text[],
+    %(results)s::jsonb[], %(errors)s::text[], %(started_agos)s::float8[],
+    %(finished_agos)s::float8[], %(wake_ats)s::timestamptz[], %(wake_ins)s::float8[]
 )
-INSERT INTO {STEP} (execution_id, name, kind, result, error, attempt, started_at, finished_at,
-                    wake_at)
--- The attempt number counts one that a prefetched claim's outcome has yet to count.
-SELECT e.id, t.name, t.kind, t.result, t.error, e.attempts + e.prefetched::int, t.started_at,
-    CASE WHEN t.kind = 'sleep' THEN CASE WHEN t.wake <= now() THEN now() END
-         ELSE now() - make_interval(secs => t.finished_ago) END,
-    t.wake
-FROM timed t JOIN {EXECUTION} e ON e.id = t.id AND e.claims = t.claims AND e.status = {RUNNING}
-ORDER BY e.id
-FOR SHARE OF e SKIP LOCKED
-ON CONFLICT (execution_id, name) DO UPDATE SET
-    result = EXCLUDED.result, error = EXCLUDED.error, attempt = EXCLUDED.attempt,
-    started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
-    wake_at = EXCLUDED.wake_at
-RETURNING execution_id, name, wake_at, finished_at IS NOT NULL
 """
 
 
