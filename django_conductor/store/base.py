@@ -26,8 +26,6 @@ TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT, SCHEDULE, LIMIT)
 FUNCTIONS = (
     "django_conductor_record_steps(bigint[], int[], text[], text[], jsonb[], text[], float8[], "
     "float8[], timestamptz[], float8[])",
-    "django_conductor_finish_attempts(bigint[], int[], text[], timestamptz[], float8[], jsonb[], "
-    "text[], text[], int[])",
 )
 
 #: Channel a worker listens on; the payload is the queue that has new work.
