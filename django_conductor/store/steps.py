@@ -20,8 +20,8 @@ from .base import EXECUTION, RUNNING, STEP, Cursor, claim_pairs, columns, execut
 #: attempt and has now run again: either way the new record replaces it.
 #:
 #: The statement is the PL/pgSQL function ``django_conductor_record_steps`` (migration
-#: 0013): PostgreSQL keeps its plan for the session, so a batch is not parsed and planned
-#: anew each time, even where psycopg prepares nothing (Django's default, and poolers).
+#: 0013): PostgreSQL keeps it parsed for the session, so a batch is only planned (for its
+#: own arrays), even where psycopg prepares nothing (Django's default, and poolers).
 RECORD_STEPS = """
 SELECT * FROM django_conductor_record_steps(
     %(ids)s::bigint[], %(claims)s::int[], %(names)s::text[], %(kinds)s::text[],
