@@ -47,6 +47,8 @@ class GroupWriter(Generic[R]):
 
     #: Names the thread, and the failure a request raises when the database is gone.
     what = "write"
+    #: See ``MAX_LINGER``; a class attribute, so that a test can widen it.
+    max_linger = MAX_LINGER
 
     def __init__(self) -> None:
         self._waiting: list[R] = []
@@ -81,9 +83,6 @@ class GroupWriter(Generic[R]):
         """Write ``batch``; return the requests to try again, whose rows another session
         keeps locked: they wait for the next batch, and delay no other request."""
         raise NotImplementedError
-
-    #: See ``MAX_LINGER``; a class attribute, so that a test can widen it.
-    max_linger = MAX_LINGER
 
     def _run(self) -> None:
         again: list[R] = []

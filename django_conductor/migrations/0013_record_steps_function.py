@@ -3,8 +3,8 @@
 PostgreSQL keeps a PL/pgSQL function's parsed statements for the rest of the session, so
 the writer's batches are no longer parsed and analysed one by one (each is still planned
 for its own arrays). That holds whatever psycopg prepares: nothing at Django's default
-``prepare_threshold``, and nothing through a transaction pooler. Once released, this text never changes: a different statement is a new
-migration that replaces the function.
+``prepare_threshold``, and nothing through a transaction pooler. Once released, this text
+never changes: a different statement is a new migration that replaces the function.
 """
 
 from django.db import migrations

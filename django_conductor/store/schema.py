@@ -18,15 +18,18 @@ MISSING_FUNCTIONS = (
 )
 
 
-class Table(NamedTuple):
+class Missing(NamedTuple):
     name: str
 
 
+def _database() -> str:
+    return connection.settings_dict.get("NAME") or "default"
+
+
 def tables_missing(missing: list[str] | None = None) -> TablesMissing:
-    database = connection.settings_dict.get("NAME") or "default"
     which = f" ({', '.join(missing)})" if missing else ""
     return TablesMissing(
-        f"django_conductor's tables do not exist in database {database!r}{which}: "
+        f"django_conductor's tables do not exist in database {_database()!r}{which}: "
         "run `python manage.py migrate`."
     )
 
@@ -36,15 +39,14 @@ def check_tables() -> None:
     later migration created (the code is newer than the database); at a worker's start."""
     with connection.cursor() as cursor:
         execute(cursor, MISSING_TABLES, [list(TABLES)])
-        missing = [table.name for table in rows(cursor, Table)]
+        missing = [table.name for table in rows(cursor, Missing)]
         if missing:
             raise tables_missing(missing)
         execute(cursor, MISSING_FUNCTIONS, [list(FUNCTIONS)])
-        functions = [function.name.partition("(")[0] for function in rows(cursor, Table)]
+        functions = [function.name.partition("(")[0] for function in rows(cursor, Missing)]
     if functions:
-        database = connection.settings_dict.get("NAME") or "default"
         raise TablesMissing(
-            f"django_conductor's functions do not exist in database {database!r} "
+            f"django_conductor's functions do not exist in database {_database()!r} "
             f"({', '.join(functions)}): its migrations are behind this version of the "
             "package; run `python manage.py migrate`."
         )
