@@ -427,25 +427,24 @@ _HISTORY = _finished_rows("0 days")
 
 
 def claim_latency(samples: int) -> dict[str, Any]:
-    """Time the worker's claim statement (limit 10) on ready rows, rolled back each time."""
+    """Time the worker's claim (10 places, 10 idle threads) on ready rows, rolled back each
+    time."""
     from django.db import connection
 
     from django_conductor.store import claims
 
-    statement = getattr(claims, "CLAIM_ANY_QUEUE", None)
-    if statement is None:
-        return {"error": "django_conductor.store.claims.CLAIM_ANY_QUEUE is gone"}
     from django_conductor.registry import registry
 
     tasks = sorted(task.name for task in registry)
-    params = {
-        "limit": 10,
-        "start": 10,
-        "worker": "bench-claim",
-        "lease": 30.0,
-        "queues": [],
-        "tasks": tasks,
-    }
+    common = {"worker": "bench-claim", "lease": 30.0, "tasks": tasks}
+    if hasattr(claims, "CLAIM"):  # the claim function
+        statement = claims.CLAIM
+        params = {**common, "places": 10, "idle": 10, "queues": None}
+    elif hasattr(claims, "CLAIM_ANY_QUEUE"):  # the statement before it, for comparisons
+        statement = claims.CLAIM_ANY_QUEUE
+        params = {**common, "limit": 10, "start": 10, "queues": []}
+    else:
+        return {"error": "django_conductor.store.claims has no claim statement"}
     connection.ensure_connection()
     conn = connection.connection
     timings = []

@@ -35,9 +35,13 @@ def test_a_claim_takes_ready_work_level_by_level_past_parked_work_and_locks_only
     top = [invoke_at("top-early", 5, -20), invoke_at("top-late", 5, -10)]
     invoke_at("middle-future", 3, 60)
     low = [invoke_at(f"low-{n}", 0, -30 + n) for n in range(5)]
-    params = {"limit": 3, "start": 3, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
     with connect_listener() as claimer, connect_listener() as other, claimer.transaction():
-        claimed = [row[0] for row in claimer.execute(claims.CLAIM_ANY_QUEUE, params)]
+        claimed = [
+            row.id
+            for row in claims.claim(
+                claimer.cursor(), places=3, idle=3, worker="w", lease=30.0, queues=[], tasks=TASKS
+            )
+        ]
         locked_elsewhere = {
             row[0]
             for row in other.execute(
@@ -67,9 +71,10 @@ def test_an_idle_worker_with_nothing_due_waits_the_poll_interval(settings):
 
 def test_a_claim_held_ahead_of_a_thread_uses_no_attempt_and_is_started_at_its_claim():
     ids = [invoke_at(f"ready-{n}", 0, -10 + n) for n in range(3)]
-    params = {"limit": 3, "start": 1, "worker": "w", "lease": 30.0, "queues": [], "tasks": TASKS}
     with connect_listener() as claimer:
-        claimer.execute(claims.CLAIM_ANY_QUEUE, params).fetchall()
+        claims.claim(
+            claimer.cursor(), places=3, idle=1, worker="w", lease=30.0, queues=[], tasks=TASKS
+        )
     rows = Execution.objects.filter(pk__in=ids).order_by("id")
     assert [(e.attempts, e.prefetched) for e in rows] == [(1, False), (0, True), (0, True)]
     assert all(e.started_at is not None for e in rows)

@@ -10,9 +10,9 @@ from django.db import connection, connections, transaction
 
 from django_conductor import emit, invoke
 from django_conductor.models import ConcurrencyLimit, Execution, Status
-from django_conductor.store.claims import lock_limits
+from django_conductor.store.claims import claim
 from django_conductor.store.limits import Defined, put_limits
-from django_conductor.worker.connections import DB_ERRORS
+from django_conductor.store.notify import connect_listener
 from tests.testapp.limit_tasks import (
     limited_hang_first,
     limited_parent,
@@ -151,24 +151,26 @@ def limit_row_free():
         return cursor.fetchone() is not None
 
 
-def test_a_frozen_claimer_loses_its_limit_locks_to_the_server(transactional_db):
+def test_a_claim_holds_its_limit_locks_only_while_it_runs(transactional_db):
+    """The claim is one autocommit statement: a worker frozen, killed or cut off between
+    claims holds no limit's lock, so no other worker waits for it."""
     with connection.cursor() as cursor:
         put_limits(cursor, [Defined("limited-three", 3, "")])
-    frozen = connections.create_connection("default")
-    try:
-        frozen.ensure_connection()
-        raw = frozen.connection
-        raw.autocommit = True
-        raw.execute("BEGIN")
-        with raw.cursor() as cursor:
-            assert lock_limits(cursor, '{"limited-three"}', guard_ms=300)
-        assert not limit_row_free()
-        # Idle in its transaction past the guard: the server ends the session.
-        wait_until(limit_row_free, timeout=30)
-        with pytest.raises(DB_ERRORS), raw.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    finally:
-        frozen.close()
+    ready = limited_three.invoke({"sleep": 0})
+    with connect_listener() as claimer:
+        (row,) = claim(
+            claimer.cursor(),
+            places=1,
+            idle=1,
+            worker="claimer",
+            lease=600.0,
+            queues=[],
+            tasks=["limited-three"],
+        )
+        assert row.id == ready.id
+        assert limit_row_free()
+    claimed = Execution.objects.get(pk=ready.id)
+    assert (claimed.status, claimed.lease_owner, claimed.attempts) == ("running", "claimer", 1)
 
 
 def test_every_way_of_creating_executions_keys_them(db):

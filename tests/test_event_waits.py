@@ -13,7 +13,7 @@ from django_conductor import emit, invoke, retry
 from django_conductor.models import Execution, FailedExecution, Step
 from django_conductor.registry import registry
 from django_conductor.store.base import server_cursor
-from django_conductor.store.claims import claim_batch
+from django_conductor.store.claims import claim
 from django_conductor.store.notify import connect_listener
 from django_conductor.store.outcomes import finish_attempts
 from django_conductor.store.transitions import after_status_changes
@@ -114,10 +114,10 @@ def test_an_event_that_comes_while_the_handler_still_runs_is_not_missed(transact
     and its park turns into a run at once."""
     handle = invoke("awaits-approval", {"order_id": 6})
     with connect_listener() as conn, server_cursor(conn) as cursor:
-        (claimed,) = claim_batch(
+        (claimed,) = claim(
             cursor,
-            limit=1,
-            start=1,
+            places=1,
+            idle=1,
             worker="slow-worker",
             lease=600.0,
             queues=[],

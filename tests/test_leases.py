@@ -28,15 +28,10 @@ TASKS = sorted(task.name for task in registry)
 def claim_as(worker_id, lease=30.0):
     """Claim like a worker would, on a connection of its own, and return the claimed row."""
     with connect_listener() as conn:
-        params = {
-            "limit": 1,
-            "start": 1,
-            "worker": worker_id,
-            "lease": lease,
-            "queues": [],
-            "tasks": TASKS,
-        }
-        return conn.execute(claims.CLAIM_ANY_QUEUE, params).fetchone()
+        (row,) = claims.claim(
+            conn.cursor(), places=1, idle=1, worker=worker_id, lease=lease, queues=[], tasks=TASKS
+        )
+        return row
 
 
 def test_expired_lease_is_requeued_counting_the_lost_attempt(run_worker):

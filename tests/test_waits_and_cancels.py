@@ -15,7 +15,7 @@ from django_conductor.models import Execution, FailedExecution, Step
 from django_conductor.registry import registry
 from django_conductor.store import base
 from django_conductor.store.children import START_CHILD
-from django_conductor.store.claims import claim_batch
+from django_conductor.store.claims import claim
 from django_conductor.store.notify import connect_listener
 from django_conductor.store.outcomes import finish_attempts, reap_expired
 from django_conductor.store.transitions import after_status_changes
@@ -32,10 +32,10 @@ def claim_as(worker_id, queue):
     """Claim the next ready execution of ``queue`` as a worker would, on a connection of
     its own; returns (id, claims). Nothing runs it: the test decides how it ends."""
     with connect_listener() as conn, conn.cursor() as cursor:
-        rows = claim_batch(
+        rows = claim(
             cursor,
-            limit=1,
-            start=1,
+            places=1,
+            idle=1,
             worker=worker_id,
             lease=600.0,
             queues=[queue],

@@ -26,6 +26,7 @@ TABLES = (EXECUTION, STEP, FAILURES, HEARTBEAT, SCHEDULE, LIMIT)
 FUNCTIONS = (
     "django_conductor_record_steps(bigint[], int[], text[], text[], jsonb[], text[], float8[], "
     "float8[], timestamptz[], float8[])",
+    "django_conductor_claim(text, float8, text[], text[], int, int)",
 )
 
 #: Channel a worker listens on; the payload is the queue that has new work.

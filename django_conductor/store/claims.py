@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from .base import CLAIMABLE, EXECUTION, LIMIT, RUNNING, STEP, execute, one, rows
+from .base import CLAIMABLE, EXECUTION, RUNNING, STEP, execute, one, rows
 
 #: A recorded step as ``replay.RecordedStep.from_row`` reads it, by name.
 STEP_ROW = (
@@ -61,29 +61,13 @@ SELECT id, task_name, queue, event_name, payload, attempts, max_attempts, claims
 FROM claimed ORDER BY priority DESC, run_at, id
 """
 
-#: Executions of tasks with a concurrency limit are read from their own index
-#: (conductor_claimable_limited) by ``claim_limited``, never here.
-_CLAIM = f"""
-WITH RECURSIVE {_LEVELS}, picked AS (
-    -- No ORDER BY: the lateral join is a nested loop over the levels in the order the walk
-    -- makes them, highest first, each level's rows in claim order; so the LIMIT stops the
-    -- walk, and locks no row it does not claim, as soon as it has enough.
-    SELECT ready.id, row_number() OVER () AS place FROM levels CROSS JOIN LATERAL (
-        SELECT id FROM {EXECUTION}
-        WHERE {CLAIMABLE_WHERE} AND concurrency_key IS NULL AND priority = levels.priority
-            AND run_at <= now() {{queue_filter}}
-            -- Only tasks this worker has: in a rolling deploy, the others wait for a
-            -- worker that has them, instead of failing here for want of a handler.
-            AND task_name = ANY(%(tasks)s::text[])
-        ORDER BY priority DESC, run_at, id
-        LIMIT %(limit)s
-        FOR UPDATE SKIP LOCKED
-    ) ready
-    WHERE levels.priority IS NOT NULL
-    LIMIT %(limit)s
-), {TAKE}"""
-CLAIM_ANY_QUEUE = _CLAIM.format(queue_filter="")
-CLAIM_QUEUES = _CLAIM.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
+#: The worker's claim: the PL/pgSQL function of migration 0014, one statement for the
+#: executions of limited tasks and the rest, with plans kept for the session.
+CLAIM = """
+SELECT * FROM django_conductor_claim(
+    %(worker)s, %(lease)s::float8, %(queues)s::text[], %(tasks)s::text[], %(places)s, %(idle)s
+)
+"""
 
 
 class ClaimRow(NamedTuple):
@@ -111,123 +95,29 @@ class ClaimRow(NamedTuple):
     trace_context: str | None
 
 
-def claim_batch(
+def claim(
     cursor: psycopg.Cursor[Any],
     *,
-    limit: int,
-    start: int,
+    places: int,
+    idle: int,
     worker: str,
     lease: float,
     queues: list[str],
-    tasks: str,
+    tasks: str | list[str],
 ) -> list[ClaimRow]:
-    """Claim up to ``limit`` ready executions of ``tasks`` (a text[] literal) for
-    ``worker``; the first ``start`` count their attempt now, the others when they end."""
+    """Claim up to ``places`` ready executions of ``tasks`` (a list, or a text[] literal)
+    for ``worker``, in claim order: for ``idle`` threads, those of limited tasks first (no
+    more per key than its limit allows), then the rest. The first ``idle`` count their
+    attempt now, the others (prefetched) when they end. ``queues`` empty: any queue."""
     params = {
-        "limit": limit,
-        "start": start,
         "worker": worker,
         "lease": lease,
-        "queues": queues,
+        "queues": queues or None,
         "tasks": tasks,
+        "places": places,
+        "idle": idle,
     }
-    execute(cursor, CLAIM_QUEUES if queues else CLAIM_ANY_QUEUE, params, prepare=True)
-    return rows(cursor, ClaimRow)
-
-
-#: The limits of this worker's tasks that have one, each row locked for the claim that
-#: follows in the same transaction: one claimer per limited task at a time, so that the
-#: claim's count of running executions is not stale. A limit another worker is claiming
-#: under now is skipped. Should this process freeze holding the locks, the server ends
-#: its transaction after ``guard`` (idle in transaction), and the locks with it.
-LOCK_LIMITS = f"""
-SELECT l.task_name, l.concurrency
-FROM {LIMIT} l,
-    (SELECT set_config('idle_in_transaction_session_timeout', %(guard)s, true)) AS guarded
-WHERE l.task_name = ANY(%(tasks)s::text[]) AND l.concurrency IS NOT NULL
-ORDER BY l.task_name
-FOR NO KEY UPDATE OF l SKIP LOCKED
-"""
-
-
-class Limit(NamedTuple):
-    task_name: str
-    concurrency: int
-
-
-def lock_limits(cursor: psycopg.Cursor[Any], tasks: str, guard_ms: int) -> list[Limit]:
-    """Lock the limits of ``tasks`` (a text[] literal) that no other claim holds."""
-    execute(cursor, LOCK_LIMITS, {"tasks": tasks, "guard": str(guard_ms)}, prepare=True)
-    return rows(cursor, Limit)
-
-
-#: Claim executions of limited tasks, in a new snapshot after ``LOCK_LIMITS``: for each key
-#: (one, '', for a task-wide limit), no more than its limit less those running now. A
-#: key at its limit is skipped while reading the ready rows, so it holds back no other key;
-#: ``scan`` bounds the ready rows read per task. Sleeping and waiting executions are not
-#: running: they hold no place. A dead worker's executions hold theirs until the reaper
-#: re-queues them at their lease's end. All start their attempt now: none is prefetched.
-_CLAIM_LIMITED = f"""
-WITH limits AS (
-    SELECT * FROM unnest(%(limited)s::text[], %(limits)s::int[]) AS l(task_name, n)
-), running AS (
-    SELECT task_name, concurrency_key, count(*) AS n FROM {EXECUTION}
-    WHERE status = {RUNNING} AND concurrency_key IS NOT NULL
-        AND task_name = ANY(%(limited)s::text[])
-    GROUP BY task_name, concurrency_key
-), ready AS (
-    SELECT r.*, limits.task_name, limits.n AS allowed FROM limits CROSS JOIN LATERAL (
-        SELECT e.id, e.concurrency_key, e.priority, e.run_at FROM {EXECUTION} e
-        WHERE e.{CLAIMABLE_WHERE} AND e.concurrency_key IS NOT NULL
-            AND e.task_name = limits.task_name AND e.run_at <= now() {{queue_filter}}
-            AND NOT EXISTS (
-                SELECT FROM running
-                WHERE running.task_name = limits.task_name
-                    AND running.concurrency_key = e.concurrency_key AND running.n >= limits.n
-            )
-        ORDER BY e.priority DESC, e.run_at, e.id
-        LIMIT %(scan)s
-        FOR UPDATE SKIP LOCKED
-    ) r
-), picked AS (
-    SELECT id, row_number() OVER (ORDER BY priority DESC, run_at, id) AS place FROM (
-        SELECT ready.*, coalesce(running.n, 0) + row_number() OVER (
-            PARTITION BY ready.task_name, ready.concurrency_key
-            ORDER BY ready.priority DESC, ready.run_at, ready.id
-        ) AS would_run
-        FROM ready LEFT JOIN running USING (task_name, concurrency_key)
-    ) ranked
-    WHERE would_run <= allowed
-    ORDER BY priority DESC, run_at, id
-    LIMIT %(limit)s
-), {TAKE}"""
-CLAIM_LIMITED_ANY_QUEUE = _CLAIM_LIMITED.format(queue_filter="")
-CLAIM_LIMITED_QUEUES = _CLAIM_LIMITED.format(queue_filter="AND e.queue = ANY(%(queues)s::text[])")
-
-
-def claim_limited(
-    cursor: psycopg.Cursor[Any],
-    limits: list[Limit],
-    *,
-    limit: int,
-    worker: str,
-    lease: float,
-    queues: list[str],
-) -> list[ClaimRow]:
-    """Claim up to ``limit`` executions of the ``limits``' tasks, locked by ``lock_limits``
-    in this transaction, each to start now."""
-    params = {
-        "limited": [row.task_name for row in limits],
-        "limits": [row.concurrency for row in limits],
-        "scan": max(100, limit * 4),
-        "limit": limit,
-        "start": limit,
-        "worker": worker,
-        "lease": lease,
-        "queues": queues,
-    }
-    statement = CLAIM_LIMITED_QUEUES if queues else CLAIM_LIMITED_ANY_QUEUE
-    execute(cursor, statement, params, prepare=True)
+    execute(cursor, CLAIM, params)
     return rows(cursor, ClaimRow)
 
 

@@ -34,12 +34,6 @@ WHERE task_name = %(task)s AND status IN {LIVE}
     AND concurrency_key IS DISTINCT FROM {concurrency_key("%(key)s::text", "payload")}
 """
 
-HAS_LIMITS = f"""
-SELECT EXISTS (
-    SELECT FROM {LIMIT} WHERE task_name = ANY(%(tasks)s::text[]) AND concurrency IS NOT NULL
-)"""
-
-
 class Changed(NamedTuple):
     task_name: str
     #: Its new key spec; None when it is claimed with the rest now.
@@ -83,9 +77,3 @@ def put_limits(cursor: Cursor, defined: list[Defined]) -> list[Changed]:
     for task in changed:
         execute(cursor, REKEY, {"task": task.task_name, "key": task.key})
     return changed
-
-
-def has_limits(cursor: Cursor, tasks: str) -> bool:
-    """Whether any of ``tasks`` (a text[] literal) has a limit."""
-    execute(cursor, HAS_LIMITS, {"tasks": tasks})
-    return bool(cursor.fetchone()[0])

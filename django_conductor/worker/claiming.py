@@ -16,8 +16,7 @@ from ..lease import Lease, elapsed
 from ..registry import registry
 from ..store.base import server_cursor
 from ..store.batch_claims import Batched, batch_due, claim_batched
-from ..store.claims import ClaimRow, claim_batch, claim_limited, lock_limits, next_due
-from ..store.limits import has_limits
+from ..store.claims import claim, next_due
 from .attempt import Claimed, reread_child_steps
 from .base import Identity, database_trouble, next_backoff, raw_cursor
 from .batches import Batch
@@ -32,9 +31,6 @@ BATCH_WINDOW = 0.002
 #: The shortest sleep while a due batch could not be claimed (another worker holds its
 #: executions for a moment): no busy loop.
 BATCH_RETRY = 0.01
-#: How long the server lets a limited claim's transaction sit idle (a frozen worker holding
-#: its limits' locks) before it ends it, and the locks with it (milliseconds).
-LIMIT_LOCK_GUARD_MS = 5000
 
 
 class ClaimLoop:
@@ -72,9 +68,6 @@ class ClaimLoop:
         self.batches_due_at = float("-inf")
         #: Set by the listener on news of new work, which may fill a batch.
         self.new_work = threading.Event()
-        #: Whether some of this worker's tasks have a concurrency limit, as last looked up.
-        self.limited = False
-        self.limits_seen_at = float("-inf")
 
     def run(self) -> None:
         backoff = 0.0
@@ -153,25 +146,28 @@ class ClaimLoop:
         idle = self.holdings.idle_threads(concurrency)
         conn = raw_connection()
         jobs: list[Job] = self.claim_batches(idle, sent_at, lease) if idle and self.batched else []
-        idle -= len(jobs)
-        rows = self.claim_limited(idle, lease) if idle and self.has_limits() else []
+        if free == len(jobs):
+            return self.hand_out(jobs, free)
         with server_cursor(conn) as cursor:
-            if free > len(jobs) + len(rows):
-                rows += claim_batch(
-                    cursor,
-                    limit=free - len(jobs) - len(rows),
-                    # These begin their attempt now; the rest when a thread takes them.
-                    start=max(0, idle - len(rows)),
-                    worker=self.identity.worker_id,
-                    lease=lease,
-                    queues=self.identity.queues,
-                    tasks=self.identity.tasks_literal,
-                )
+            rows = claim(
+                cursor,
+                places=free - len(jobs),
+                # These begin their attempt now; the rest when a thread takes them.
+                idle=max(0, idle - len(jobs)),
+                worker=self.identity.worker_id,
+                lease=lease,
+                queues=self.identity.queues,
+                tasks=self.identity.tasks_literal,
+            )
             claims = [Claimed.from_row(row, Lease(sent_at, lease)) for row in rows]
             reread_child_steps(cursor, claims)
         # A batch task's execution created before its task was one (in a deploy) is claimed
         # with the rest: it runs as a batch of one.
         jobs += [Batch((c,)) if c.task_name in self.batch_names else c for c in claims]
+        return self.hand_out(jobs, free)
+
+    def hand_out(self, jobs: list[Job], free: int) -> int:
+        """Queue claimed ``jobs`` for the threads; ``free`` places were asked for."""
         self.last_claim_full = len(jobs) == free
         self.holdings.add(jobs)
         for job in jobs:
@@ -209,34 +205,6 @@ class ClaimLoop:
                     batches.append(Batch(tuple(claims[start : start + batched.size])))
             self.batches_due_at = now if batches else now + self.next_batch_in(cursor)
         return batches
-
-    def has_limits(self) -> bool:
-        """Looked up again once a heartbeat interval: a worker started since with a new
-        limit is heeded from then on."""
-        now = time.monotonic()
-        if now - self.limits_seen_at >= settings.HEARTBEAT_INTERVAL:
-            with raw_cursor() as cursor:
-                self.limited = has_limits(cursor, self.identity.tasks_literal)
-            self.limits_seen_at = now
-        return self.limited
-
-    def claim_limited(self, idle: int, lease: float) -> list[ClaimRow]:
-        """Executions of limited tasks for up to ``idle`` threads, claimed before the
-        others, so that a flood of unlimited work cannot starve them. The limits stay
-        locked until the claim commits: no other worker counts the running meanwhile."""
-        conn = raw_connection()
-        with conn.transaction(), server_cursor(conn) as cursor:
-            limits = lock_limits(cursor, self.identity.tasks_literal, LIMIT_LOCK_GUARD_MS)
-            if not limits:
-                return []
-            return claim_limited(
-                cursor,
-                limits,
-                limit=idle,
-                worker=self.identity.worker_id,
-                lease=lease,
-                queues=self.identity.queues,
-            )
 
     def _tune_prefetch(self) -> None:
         """Claim further ahead while threads drain every batch at once (short executions);

@@ -12,9 +12,9 @@ from typing import Any
 import psycopg
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 
-#: The server ending a session idle in its transaction too long (a worker frozen mid-claim,
-#: see ``claiming.LIMIT_LOCK_GUARD_MS``) is reported as a transaction error, not a lost
-#: connection; the connection is gone all the same.
+#: The server ending a session idle in its transaction too long (a server's
+#: idle_in_transaction_session_timeout, a worker frozen mid-transaction) is reported as a
+#: transaction error, not a lost connection; the connection is gone all the same.
 DB_ERRORS = (
     OperationalError,
     InterfaceError,
