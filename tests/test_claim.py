@@ -1,5 +1,6 @@
 """The claim and the idle worker's next-due search, read one priority level at a time."""
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django_conductor.models import Execution
 from django_conductor.registry import registry
 from django_conductor.store import base, claims
 from django_conductor.store.notify import connect_listener
-from django_conductor.worker import Worker
+from django_conductor.worker import Worker, claiming
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,3 +79,18 @@ def test_a_claim_held_ahead_of_a_thread_uses_no_attempt_and_is_started_at_its_cl
     rows = Execution.objects.filter(pk__in=ids).order_by("id")
     assert [(e.attempts, e.prefetched) for e in rows] == [(1, False), (0, True), (0, True)]
     assert all(e.started_at is not None for e in rows)
+
+
+def test_news_of_ready_work_ends_the_wait_for_outcomes_to_write_together(monkeypatch):
+    """An ended attempt's outcome waits a moment for others to share its write; a pickup
+    does not wait with it."""
+    monkeypatch.setattr(claiming, "BATCH_WINDOW", 60.0)
+    loop = Worker(install_signal_handlers=False, worker_id="gathering").claiming
+    loop.holdings.running = {(1, 1): None, (2, 1): None}  # two claims held,
+    loop.holdings.outcomes = [None]  # one of them ended
+    gathered = threading.Event()
+    threading.Thread(target=lambda: (loop.gather_outcomes(), gathered.set()), daemon=True).start()
+    assert not gathered.wait(0.5)  # waiting for the other
+    loop.ready.set()  # as the listener does on news of ready work
+    loop.wake.set()
+    assert gathered.wait(30)

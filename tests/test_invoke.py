@@ -328,15 +328,21 @@ def test_cancel_of_a_pending_execution_is_immediate_and_wait_raises():
 
 
 def test_invoke_notifies_listening_workers_on_commit(transactional_db):
-    from django_conductor.store.base import READY_CHANNEL
+    """On the plain channel for a task with no concurrency key, on the other for a batch
+    task's (or a limited one's), which a worker must look for batches on."""
+    from django_conductor.store.base import PLAIN_READY_CHANNEL, READY_CHANNEL
     from django_conductor.store.notify import connect_listener
 
-    with connect_listener(READY_CHANNEL) as listener:
+    with connect_listener(READY_CHANNEL, PLAIN_READY_CHANNEL) as listener:
         with transaction.atomic():
             invoke("echo", {}, queue="mail")
+            invoke("batch-insert", {"n": 1}, queue="rows")
             assert list(listener.notifies(timeout=0.2)) == []
-        notes = list(listener.notifies(timeout=1, stop_after=1))
-    assert [n.payload for n in notes] == ["mail"]
+        notes = list(listener.notifies(timeout=5, stop_after=2))
+    assert sorted((n.channel, n.payload) for n in notes) == [
+        (READY_CHANNEL, "rows"),
+        (PLAIN_READY_CHANNEL, "mail"),
+    ]
 
 
 def test_payload_round_trips_unicode_and_nesting(run_worker):

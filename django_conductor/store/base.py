@@ -31,10 +31,18 @@ FUNCTIONS = (
 
 #: Channel a worker listens on; the payload is the queue that has new work.
 READY_CHANNEL = "django_conductor_ready"
+#: The same, for new executions with no concurrency key (neither a batch task's nor a
+#: limited one's): they cannot fill a batch, so a worker claims without looking for one.
+PLAIN_READY_CHANNEL = "django_conductor_ready_plain"
 #: Channel ``ExecutionHandle.wait`` listens on; the payload is comma-separated ids.
 FINISHED_CHANNEL = "django_conductor_finished"
 #: Channel workers listen on to learn at once that a running execution was cancelled.
 CANCEL_CHANNEL = "django_conductor_cancel"
+
+
+def ready_channel(limit_key: str | None) -> str:
+    """Where new executions of a task with this ``Task.limit_key`` are announced."""
+    return PLAIN_READY_CHANNEL if limit_key is None else READY_CHANNEL
 
 
 def literal(status: Status) -> str:

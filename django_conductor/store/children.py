@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import psycopg
 
-from .base import EXECUTION, READY_CHANNEL, RUNNING, STEP, concurrency_key, execute, one
+from .base import EXECUTION, RUNNING, STEP, concurrency_key, execute, one, ready_channel
 
 #: Create a child execution and the parent's step that waits for it, in one statement;
 #: the unique (parent, parent_step) pair makes a replay unable to create a second child.
@@ -38,7 +38,7 @@ WITH owner AS (
         now() + make_interval(secs => %(timeout)s::float8), child.id
     FROM owner, child
     ON CONFLICT (execution_id, name) DO NOTHING
-    RETURNING wake_at, pg_notify('{READY_CHANNEL}', %(queue)s)
+    RETURNING wake_at, pg_notify(%(channel)s, %(queue)s)
 )
 SELECT owner.cancelling, EXISTS (SELECT FROM step), (SELECT wake_at FROM step),
     (SELECT id FROM child) FROM owner
@@ -83,6 +83,7 @@ def start_child(
         "priority": priority,
         "max_attempts": max_attempts,
         "limit_key": limit_key,
+        "channel": ready_channel(limit_key),
         "timeout": timeout,
         "trace_context": trace_context,
     }

@@ -10,11 +10,11 @@ from .base import (
     EXECUTION,
     LIVE,
     PENDING,
-    READY_CHANNEL,
     Cursor,
     concurrency_key,
     execute,
     one,
+    ready_channel,
     rows,
 )
 
@@ -43,7 +43,7 @@ WITH ins AS (
     FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
     RETURNING id
 )
-SELECT ins.id FROM ins, (SELECT pg_notify('{READY_CHANNEL}', %(queue)s)) AS notified
+SELECT ins.id FROM ins, (SELECT pg_notify(%(channel)s, %(queue)s)) AS notified
 """
 
 INSERT_ONE = f"""
@@ -51,7 +51,7 @@ INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attemp
                          concurrency_key, trace_context)
 VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
         {concurrency_key(_KEY, "%(payload)s::jsonb")}, {_TRACE})
-RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
+RETURNING id, pg_notify(%(channel)s, %(queue)s)
 """
 
 INSERT_DEDUPED = f"""
@@ -99,15 +99,20 @@ class Invocation(NamedTuple):
     trace_context: str | None = None
 
 
+def _params(invocation: Invocation, **more: Any) -> dict[str, Any]:
+    """A statement's parameters: the invocation's, its ready channel, and ``more``."""
+    return {**invocation._asdict(), "channel": ready_channel(invocation.limit_key), **more}
+
+
 def insert_one(cursor: Cursor, invocation: Invocation, payload: str) -> int:
     """One execution, and its queue's notification, in one statement."""
-    execute(cursor, INSERT_ONE, {**invocation._asdict(), "payload": payload})
+    execute(cursor, INSERT_ONE, _params(invocation, payload=payload))
     return int(cursor.fetchone()[0])
 
 
 def insert_many(cursor: Cursor, invocation: Invocation, payloads: list[str]) -> list[int]:
     """One execution per payload, in order, in one statement."""
-    execute(cursor, INSERT_MANY, {**invocation._asdict(), "payloads": payloads})
+    execute(cursor, INSERT_MANY, _params(invocation, payloads=payloads))
     return [created.id for created in rows(cursor, Created)]
 
 
@@ -138,7 +143,7 @@ SELECT %(task)s, %(queue)s, p::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
     't:' || {_SLOT} || ':' || %(key)s, {concurrency_key(_KEY, "p::jsonb")}, {_TRACE}
 FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n
 ON CONFLICT (task_name, slot) WHERE slot IS NOT NULL DO NOTHING
-RETURNING id, pg_notify('{READY_CHANNEL}', %(queue)s)
+RETURNING id, pg_notify(%(channel)s, %(queue)s)
 """
 
 
@@ -146,7 +151,7 @@ def insert_throttled(
     cursor: Cursor, invocation: Invocation, payloads: list[str], key: str, seconds: float
 ) -> list[int]:
     """The execution stored for this slot, if it is the slot's first call."""
-    params = {**invocation._asdict(), "payloads": payloads, "key": key, "seconds": seconds}
+    params = _params(invocation, payloads=payloads, key=key, seconds=seconds)
     execute(cursor, INSERT_THROTTLED, params)
     return [created.id for created in rows(cursor, CreatedNotified)]
 

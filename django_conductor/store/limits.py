@@ -34,6 +34,7 @@ WHERE task_name = %(task)s AND status IN {LIVE}
     AND concurrency_key IS DISTINCT FROM {concurrency_key("%(key)s::text", "payload")}
 """
 
+
 class Changed(NamedTuple):
     task_name: str
     #: Its new key spec; None when it is claimed with the rest now.

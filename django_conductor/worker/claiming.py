@@ -66,13 +66,17 @@ class ClaimLoop:
         #: When to look for batches next (monotonic): at once after a claimed batch or news
         #: of new work, else when the first waiting batch is due.
         self.batches_due_at = float("-inf")
-        #: Set by the listener on news of new work, which may fill a batch.
+        #: Set by the listener on news of ready work: it ends the wait for outcomes to write
+        #: together, so that a pickup waits for no other execution.
+        self.ready = threading.Event()
+        #: Set by the listener on news of new work that may fill a batch.
         self.new_work = threading.Event()
 
     def run(self) -> None:
         backoff = 0.0
         while not self.stopping.is_set():
             self.wake.clear()
+            self.ready.clear()
             self.gather_outcomes()
             try:
                 self.outcomes.flush()
@@ -93,13 +97,15 @@ class ClaimLoop:
 
     def gather_outcomes(self) -> None:
         """Give executions still running a moment to finish, so that their outcomes share
-        one write: a few milliseconds of latency buy far fewer commits under load."""
+        one write: a few milliseconds of latency buy far fewer commits under load. News of
+        ready work ends the wait: the claim goes first."""
         deadline = time.monotonic() + BATCH_WINDOW
         while True:
             waiting_for, gathered = self.holdings.unreported()
             enough = gathered >= self.identity.concurrency
             remaining = deadline - time.monotonic()
-            if not gathered or waiting_for <= 0 or enough or remaining <= 0:
+            done = not gathered or waiting_for <= 0 or enough or remaining <= 0
+            if done or self.ready.is_set():
                 return
             self.wake.wait(remaining)
             self.wake.clear()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from ..store.base import CANCEL_CHANNEL, READY_CHANNEL
+from ..store.base import CANCEL_CHANNEL, PLAIN_READY_CHANNEL, READY_CHANNEL
 from ..store.notify import connect_listener, ids_of
 from .base import Identity, next_backoff
 from .holdings import Holdings
@@ -19,22 +19,27 @@ def listen(
     holdings: Holdings,
     wake: threading.Event,
     stopping: threading.Event,
+    ready: threading.Event,
     new_work: threading.Event,
 ) -> None:
-    """``wake`` is set on any news for the claim loop, ``new_work`` on news of new work."""
+    """``wake`` is set on any news for the claim loop, ``ready`` on news of ready work, and
+    ``new_work`` on news of ready work that may fill a batch."""
     backoff = 0.0
     while not stopping.is_set():
         try:
-            with connect_listener(READY_CHANNEL, CANCEL_CHANNEL) as listener:
+            with connect_listener(READY_CHANNEL, PLAIN_READY_CHANNEL, CANCEL_CHANNEL) as listener:
                 backoff = 0.0
                 new_work.set()  # catch up on anything announced while not listening
+                ready.set()
                 wake.set()
                 while not stopping.is_set():
                     for note in listener.notifies(timeout=1.0):
                         if note.channel == CANCEL_CHANNEL:
                             holdings.request_cancel(ids_of(note.payload))
                         elif not identity.queues or note.payload in identity.queues:
-                            new_work.set()
+                            if note.channel == READY_CHANNEL:
+                                new_work.set()
+                            ready.set()
                             wake.set()
         except Exception as exc:  # the claim loop logs database trouble; just back off
             backoff = next_backoff(backoff)

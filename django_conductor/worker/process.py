@@ -149,7 +149,15 @@ class Worker:
 
     def _start_threads(self) -> None:
         def listener() -> None:
-            listen(self.identity, self.holdings, self.wake, self.stopping, self.claiming.new_work)
+            claiming = self.claiming
+            listen(
+                self.identity,
+                self.holdings,
+                self.wake,
+                self.stopping,
+                ready=claiming.ready,
+                new_work=claiming.new_work,
+            )
 
         def slot() -> None:
             run_slot(self.claiming.jobs, self.holdings, self.step_writer, self.stopping, self.wake)
