@@ -267,6 +267,12 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             "≥ 0.6x",
             status["invoke() one at a time ÷ pgbench, 1 client"],
         )
+        if "bare_autocommit_rate" in r:
+            add(
+                "4. invoke() one at a time vs a bare psycopg INSERT of the same row, autocommit",
+                f"{_num(r['single_rate'])} vs {_num(r['bare_autocommit_rate'])} per s "
+                f"({_num(_ratio(r['single_rate'], r['bare_autocommit_rate']), 2)}x)",
+            )
         if "in_transaction_ms" in r:
             add(
                 "4. invoke() in an open transaction vs a bare psycopg INSERT, per call",

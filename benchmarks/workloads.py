@@ -299,16 +299,13 @@ def invoke_rate(sizes: Sizes) -> dict[str, Any]:
     transaction against a bare psycopg INSERT of the same row; ``invoke_many`` batches."""
     noop = _tasks().noop
     reset_tables()
-    started = time.perf_counter()
-    for n in range(sizes.invoke_single):
-        noop.invoke({"n": n})
-    single_s = time.perf_counter() - started
+    autocommit = _autocommit(sizes.invoke_single)
     in_transaction = _in_transaction(sizes.invoke_single)
     ((before,),) = query(f"SELECT coalesce(max(id), 0) FROM {EXECUTION}")
     started = time.perf_counter()
     enqueue(noop, sizes.invoke_many, sizes.invoke_batch)
     many_s = time.perf_counter() - started
-    expected = sizes.invoke_single + 2 * in_transaction["in_transaction_calls"]
+    expected = 2 * autocommit["single_calls"] + 2 * in_transaction["in_transaction_calls"]
     expected += sizes.invoke_many
     (row,) = query(
         f"SELECT count(*), count(DISTINCT payload) FILTER (WHERE id > %s) FROM {EXECUTION} "
@@ -321,8 +318,7 @@ def invoke_rate(sizes: Sizes) -> dict[str, Any]:
             f"from invoke_many), found {row[0]} ({row[1]})"
         )
     return {
-        "single_calls": sizes.invoke_single,
-        "single_rate": sizes.invoke_single / single_s,
+        **autocommit,
         **in_transaction,
         "many_rows": sizes.invoke_many,
         "many_batch": sizes.invoke_batch,
@@ -337,6 +333,37 @@ BARE_INSERT = (
 )
 #: Turns of each, alternated, so that a drift in the machine's load hits both alike.
 IN_TRANSACTION_TURNS = 4
+
+
+def _autocommit(calls: int) -> dict[str, Any]:
+    """Calls a second of ``invoke()`` in autocommit, each its own transaction, against a bare
+    psycopg INSERT of the same row committed the same way (prepared after five uses): what
+    a Python client gets from this server for this row, beside pgbench's C client writing a
+    narrower one. Turns alternate; the rates count every turn."""
+    import json
+
+    import psycopg
+
+    noop = _tasks().noop
+    per_turn = max(1, calls // IN_TRANSACTION_TURNS)
+    invoke_s = bare_s = 0.0
+    with psycopg.connect(conninfo(), autocommit=True) as conn, conn.cursor() as cursor:
+        for _ in range(IN_TRANSACTION_TURNS):
+            started = time.perf_counter()
+            for n in range(per_turn):
+                noop.invoke({"n": n})
+            invoke_s += time.perf_counter() - started
+            started = time.perf_counter()
+            for n in range(per_turn):
+                cursor.execute(BARE_INSERT, [NOOP, "default", json.dumps({"n": n}), 0, 3])
+                cursor.fetchone()
+            bare_s += time.perf_counter() - started
+    done = per_turn * IN_TRANSACTION_TURNS
+    return {
+        "single_calls": done,
+        "single_rate": done / invoke_s,
+        "bare_autocommit_rate": done / bare_s,
+    }
 
 
 def _in_transaction(calls: int) -> dict[str, Any]:
@@ -431,9 +458,8 @@ def claim_latency(samples: int) -> dict[str, Any]:
     time."""
     from django.db import connection
 
-    from django_conductor.store import claims
-
     from django_conductor.registry import registry
+    from django_conductor.store import claims
 
     tasks = sorted(task.name for task in registry)
     common = {"worker": "bench-claim", "lease": 30.0, "tasks": tasks}

@@ -88,7 +88,7 @@ def _store(
     if not texts:
         return []
     if dedupe_key is None and throttle is None and debounce is None and len(texts) == 1:
-        with tables_required(), binding_cursor(connection) as cursor:
+        with tables_required(), binding_cursor() as cursor:
             return [ExecutionHandle(executions.insert_one(cursor, invocation, texts[0]))]
     with tables_required(), connection.cursor() as cursor:
         key = dedupe_key or ""

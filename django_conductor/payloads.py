@@ -28,10 +28,14 @@ _BAD_ESCAPE = re.compile(
 )
 
 
+#: One encoder for every value: ``json.dumps`` with options builds a new one each call.
+_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """Serialise strictly: no NaN, no objects JSON cannot hold, no text that PostgreSQL's
     jsonb cannot hold (raises TypeError/ValueError)."""
-    text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    text = _ENCODER.encode(value)
     if jsonb_cannot_hold(text) and _unstorable(value, "the value", set()) is not None:
         raise ValueError("the value holds text that PostgreSQL cannot store")
     return text

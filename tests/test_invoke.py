@@ -210,7 +210,7 @@ def test_invoke_many_inserts_all_in_order_with_one_statement(django_assert_num_q
 def test_invoke_is_one_statement_in_djangos_query_log(django_assert_num_queries):
     with django_assert_num_queries(1) as captured:
         handle = invoke("echo", {"n": 1})
-    assert "INSERT INTO django_conductor_execution" in captured.captured_queries[0]["sql"]
+    assert "django_conductor_invoke(" in captured.captured_queries[0]["sql"]
     assert Execution.objects.get(pk=handle.id).payload == {"n": 1}
 
 
@@ -218,7 +218,7 @@ def _prepared_inserts() -> int:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_prepared_statements "
-            "WHERE statement LIKE '%INSERT INTO django_conductor_execution%'"
+            "WHERE statement LIKE '%django_conductor_invoke(%'"
         )
         return int(cursor.fetchone()[0])
 

@@ -183,6 +183,7 @@ def test_a_child_started_while_its_parents_cancel_waits_is_cancelled_with_it(tra
                 "priority": 0,
                 "max_attempts": 3,
                 "limit_key": None,
+                "channel": base.PLAIN_READY_CHANNEL,
                 "timeout": None,
                 "trace_context": None,
             },

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 import psycopg
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from ..statuses import CLAIMABLE as _CLAIMABLE
 from ..statuses import FINISHED as _FINISHED
@@ -27,6 +28,7 @@ FUNCTIONS = (
     "django_conductor_record_steps(bigint[], int[], text[], text[], jsonb[], text[], float8[], "
     "float8[], timestamptz[], float8[])",
     "django_conductor_claim(text, float8, text[], text[], int, int)",
+    "django_conductor_invoke(text, text, jsonb, int, timestamptz, float8, int, text, jsonb, text)",
 )
 
 #: Channel a worker listens on; the payload is the queue that has new work.
@@ -121,12 +123,15 @@ def server_cursor(conn: psycopg.Connection[Any]) -> psycopg.Cursor[Any]:
     return psycopg.Cursor(conn)
 
 
-def binding_cursor(db: Any) -> Any:
-    """A cursor of Django's connection ``db`` that binds parameters on the server: no
+def binding_cursor(alias: str = DEFAULT_DB_ALIAS) -> Any:
+    """A cursor of Django's connection ``alias`` that binds parameters on the server: no
     quoting of every value in Python, and, where the project lets psycopg prepare statements
     (``OPTIONS["prepare_threshold"]``; Django turns it off for poolers), a statement run on
     every call is prepared once per connection. Wrapped as Django wraps its own cursors, so
-    it runs in the caller's transaction, is logged and counted, and raises Django's errors."""
+    it runs in the caller's transaction, is logged and counted, and raises Django's errors.
+    The connection is looked up once: each attribute read through ``django.db.connection``
+    is a thread-local lookup of its own."""
+    db: Any = connections[alias]
     db.close_if_health_check_failed()
     db.ensure_connection()
     with db.wrap_database_errors:

@@ -46,12 +46,14 @@ WITH ins AS (
 SELECT ins.id FROM ins, (SELECT pg_notify(%(channel)s, %(queue)s)) AS notified
 """
 
-INSERT_ONE = f"""
-INSERT INTO {EXECUTION} (task_name, queue, payload, priority, run_at, max_attempts,
-                         concurrency_key, trace_context)
-VALUES (%(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, {RUN_AT}, %(max_attempts)s,
-        {concurrency_key(_KEY, "%(payload)s::jsonb")}, {_TRACE})
-RETURNING id, pg_notify(%(channel)s, %(queue)s)
+#: One execution and its queue's notification: the PL/pgSQL function of migration 0015,
+#: planned once per session even where psycopg prepares nothing (Django's default, poolers).
+INSERT_ONE = """
+SELECT django_conductor_invoke(
+    %(task)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(run_at)s::timestamptz,
+    %(delay)s::float8, %(max_attempts)s, %(limit_key)s::text, %(trace_context)s::jsonb,
+    %(channel)s
+)
 """
 
 INSERT_DEDUPED = f"""
@@ -105,7 +107,7 @@ def _params(invocation: Invocation, **more: Any) -> dict[str, Any]:
 
 
 def insert_one(cursor: Cursor, invocation: Invocation, payload: str) -> int:
-    """One execution, and its queue's notification, in one statement."""
+    """One execution, and its queue's notification, in one call."""
     execute(cursor, INSERT_ONE, _params(invocation, payload=payload))
     return int(cursor.fetchone()[0])
 
