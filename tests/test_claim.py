@@ -81,16 +81,19 @@ def test_a_claim_held_ahead_of_a_thread_uses_no_attempt_and_is_started_at_its_cl
     assert all(e.started_at is not None for e in rows)
 
 
-def test_news_of_ready_work_ends_the_wait_for_outcomes_to_write_together(monkeypatch):
+def test_news_of_ready_work_ends_the_wait_for_outcomes_while_a_thread_is_free(monkeypatch):
     """An ended attempt's outcome waits a moment for others to share its write; a pickup
-    does not wait with it."""
+    does not wait with it, unless no thread could run the work yet."""
     monkeypatch.setattr(claiming, "BATCH_WINDOW", 60.0)
     loop = Worker(install_signal_handlers=False, worker_id="gathering").claiming
     loop.holdings.running = {(1, 1): None, (2, 1): None}  # two claims held,
     loop.holdings.outcomes = [None]  # one of them ended
+    loop.holdings.assigned = loop.identity.concurrency  # every thread has a job
     gathered = threading.Event()
     threading.Thread(target=lambda: (loop.gather_outcomes(), gathered.set()), daemon=True).start()
-    assert not gathered.wait(0.5)  # waiting for the other
     loop.ready.set()  # as the listener does on news of ready work
     loop.wake.set()
+    assert not gathered.wait(0.5)  # no thread is free: the outcomes wait on together
+    loop.holdings.assigned -= 1
+    loop.wake.set()  # as a thread does when its attempt ends
     assert gathered.wait(30)

@@ -29,6 +29,7 @@ FUNCTIONS = (
     "float8[], timestamptz[], float8[])",
     "django_conductor_claim(text, float8, text[], text[], int, int)",
     "django_conductor_invoke(text, text, jsonb, int, timestamptz, float8, int, text, jsonb, text)",
+    "django_conductor_next_due(text[], text[])",
 )
 
 #: Channel a worker listens on; the payload is the queue that has new work.

@@ -18,24 +18,9 @@ STEP_ROW = (
 
 CLAIMABLE_WHERE = f"status IN {CLAIMABLE}"
 
-#: The priorities that have claimable executions, highest first, one probe of
-#: conductor_claimable each. A claim, or the search for the next due time, then reads each
-#: level as one range of that index starting at its ready (or next due) end, so parked work
-#: at a higher priority (sleeping, delayed, backing off, waiting) is never read through:
-#: their cost does not grow with parked work.
-_LEVELS = f"""
-levels(priority) AS (
-    (SELECT priority FROM {EXECUTION} WHERE {CLAIMABLE_WHERE} AND concurrency_key IS NULL
-     ORDER BY priority DESC LIMIT 1)
-    UNION ALL
-    SELECT (SELECT e.priority FROM {EXECUTION} e
-            WHERE e.{CLAIMABLE_WHERE} AND e.concurrency_key IS NULL AND e.priority < l.priority
-            ORDER BY e.priority DESC LIMIT 1)
-    FROM levels l WHERE l.priority IS NOT NULL
-)"""
-
 #: Takes the ``picked`` rows (id, place) under this worker's lease and returns them as
-#: ``ClaimRow``s, in claim order.
+#: ``ClaimRow``s, in claim order: for the claims of batches and of one named execution (the
+#: worker's claim takes its rows the same way, in ``django_conductor_claim``).
 TAKE = f"""
 claimed AS (
     -- The first ``start``, for the threads that are free now, count their attempt here; the
@@ -160,20 +145,9 @@ def steps_of(cursor: psycopg.Cursor[Any], ids: list[int]) -> list[StepsOf]:
     return rows(cursor, StepsOf)
 
 
-_NEXT_DUE = f"""
-WITH RECURSIVE {_LEVELS}
-SELECT extract(epoch FROM min(due.run_at) - now()) FROM levels CROSS JOIN LATERAL (
-    SELECT run_at FROM {EXECUTION}
-    WHERE {CLAIMABLE_WHERE} AND concurrency_key IS NULL AND priority = levels.priority
-        AND run_at > now() {{queue_filter}}
-        AND task_name = ANY(%(tasks)s::text[])
-    ORDER BY priority DESC, run_at, id
-    LIMIT 1
-) due
-WHERE levels.priority IS NOT NULL
-"""
-NEXT_DUE_ANY_QUEUE = _NEXT_DUE.format(queue_filter="")
-NEXT_DUE_QUEUES = _NEXT_DUE.format(queue_filter="AND queue = ANY(%(queues)s::text[])")
+#: The idle worker's look for the next due execution: the PL/pgSQL function of migration
+#: 0016, planned once per session.
+NEXT_DUE = "SELECT django_conductor_next_due(%(queues)s::text[], %(tasks)s::text[])"
 
 
 class NextDue(NamedTuple):
@@ -183,7 +157,6 @@ class NextDue(NamedTuple):
 def next_due(cursor: psycopg.Cursor[Any], *, queues: list[str], tasks: str) -> float | None:
     """Seconds until the next sleep, retry or delayed execution is due, so an idle worker
     wakes for it instead of waiting out the poll interval; None when nothing is."""
-    statement = NEXT_DUE_QUEUES if queues else NEXT_DUE_ANY_QUEUE
-    execute(cursor, statement, {"queues": queues, "tasks": tasks}, prepare=True)
+    execute(cursor, NEXT_DUE, {"queues": queues or None, "tasks": tasks})
     due = one(cursor, NextDue)
     return None if due is None or due.seconds is None else float(due.seconds)

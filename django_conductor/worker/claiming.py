@@ -98,14 +98,15 @@ class ClaimLoop:
     def gather_outcomes(self) -> None:
         """Give executions still running a moment to finish, so that their outcomes share
         one write: a few milliseconds of latency buy far fewer commits under load. News of
-        ready work ends the wait: the claim goes first."""
+        ready work ends the wait while a thread is free to run it: the claim goes first."""
+        concurrency = self.identity.concurrency
         deadline = time.monotonic() + BATCH_WINDOW
         while True:
             waiting_for, gathered = self.holdings.unreported()
-            enough = gathered >= self.identity.concurrency
+            enough = gathered >= concurrency
             remaining = deadline - time.monotonic()
             done = not gathered or waiting_for <= 0 or enough or remaining <= 0
-            if done or self.ready.is_set():
+            if done or (self.ready.is_set() and self.holdings.idle_threads(concurrency)):
                 return
             self.wake.wait(remaining)
             self.wake.clear()
