@@ -240,6 +240,12 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
             "≤ 2x; ≤ 10 ms",
             f"{status['pickup p50 ÷ NOTIFY round trip']}, {status['pickup p99, idle']}",
         )
+        if "invoke_p50_ms" in r:
+            add(
+                "3. pickup p50 ÷ the invoke() call's own p50 (its statement and commit), idle",
+                f"{_num(_ratio(r['p50_ms'], r['invoke_p50_ms']), 2)}x "
+                f"({_num(r['invoke_p50_ms'], 2)} ms a call)",
+            )
         busy = r.get("busy")
         if busy:
             add(
