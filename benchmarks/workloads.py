@@ -337,7 +337,7 @@ BARE_INSERT = (
     "VALUES (%s, %s, %s::jsonb, %s, now(), %s) RETURNING id"
 )
 #: Turns of each, alternated, so that a drift in the machine's load hits both alike.
-IN_TRANSACTION_TURNS = 4
+ALTERNATED_TURNS = 4
 
 
 def _autocommit(calls: int) -> dict[str, Any]:
@@ -350,10 +350,10 @@ def _autocommit(calls: int) -> dict[str, Any]:
     import psycopg
 
     noop = _tasks().noop
-    per_turn = max(1, calls // IN_TRANSACTION_TURNS)
+    per_turn = max(1, calls // ALTERNATED_TURNS)
     invoke_s = bare_s = 0.0
     with psycopg.connect(conninfo(), autocommit=True) as conn, conn.cursor() as cursor:
-        for _ in range(IN_TRANSACTION_TURNS):
+        for _ in range(ALTERNATED_TURNS):
             started = time.perf_counter()
             for n in range(per_turn):
                 noop.invoke({"n": n})
@@ -363,7 +363,7 @@ def _autocommit(calls: int) -> dict[str, Any]:
                 cursor.execute(BARE_INSERT, [NOOP, "default", json.dumps({"n": n}), 0, 3])
                 cursor.fetchone()
             bare_s += time.perf_counter() - started
-    done = per_turn * IN_TRANSACTION_TURNS
+    done = per_turn * ALTERNATED_TURNS
     return {
         "single_calls": done,
         "single_rate": done / invoke_s,
@@ -381,11 +381,11 @@ def _in_transaction(calls: int) -> dict[str, Any]:
     from django.db import transaction
 
     noop = _tasks().noop
-    per_turn = max(1, calls // IN_TRANSACTION_TURNS)
+    per_turn = max(1, calls // ALTERNATED_TURNS)
     invoke_ms: list[float] = []
     bare_ms: list[float] = []
     with psycopg.connect(conninfo()) as conn:
-        for _ in range(IN_TRANSACTION_TURNS):
+        for _ in range(ALTERNATED_TURNS):
             with transaction.atomic():
                 started = time.perf_counter()
                 for n in range(per_turn):
@@ -399,7 +399,7 @@ def _in_transaction(calls: int) -> dict[str, Any]:
                 bare_ms.append((time.perf_counter() - started) * 1000 / per_turn)
     best_invoke, best_bare = min(invoke_ms), min(bare_ms)
     return {
-        "in_transaction_calls": per_turn * IN_TRANSACTION_TURNS,
+        "in_transaction_calls": per_turn * ALTERNATED_TURNS,
         "in_transaction_ms": best_invoke,
         "bare_insert_ms": best_bare,
         "in_transaction_ratio": best_invoke / best_bare,

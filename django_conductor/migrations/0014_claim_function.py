@@ -1,14 +1,13 @@
 """The worker's claim becomes one PL/pgSQL function, ``django_conductor_claim``.
 
 A claim used to be up to four round trips (a transaction locking the concurrency limits, the
-claim of limited tasks, its commit, then the claim of the rest), each statement parsed and
-planned afresh: most of an idle worker's pickup. The function does all of it in one
-statement, in the worker's autocommit, with plans PostgreSQL keeps for the session whatever
-psycopg prepares (nothing at Django's default ``prepare_threshold``, nothing through a
-transaction pooler). The limits are locked only for that statement, so a worker frozen
-between claims holds none. Each step keeps its picks in an array, so that the cached generic
-plans stay index scans: the update reads its rows by primary key, never the whole table.
-Once released, this text never changes: a different claim is a new migration.
+claim of limited tasks, its commit, then the claim of the rest): most of an idle worker's
+pickup. The function does all of it in one statement, in the worker's autocommit, parsed
+once per session whatever psycopg prepares (nothing at Django's default
+``prepare_threshold``, nothing through a transaction pooler). The limits are locked only
+for that statement, so a worker frozen between claims holds none. Each step keeps its picks
+in an array, and the update reads its rows by primary key. Once released, this text never
+changes: a different claim is a new migration.
 """
 
 from django.db import migrations
@@ -23,9 +22,10 @@ CREATE OR REPLACE FUNCTION django_conductor_claim(
     run_at timestamptz, trace_context text
 )
 LANGUAGE plpgsql
--- Planned once per session: every statement below reads an index range or probes a key,
--- whatever the arguments.
-SET plan_cache_mode = force_generic_plan
+-- Planned for each call, as the tables stand: a plan kept for the session would be one
+-- made when a table was empty (a worker started on a fresh queue), which reads it whole
+-- once it has grown. Parsed once per session all the same.
+SET plan_cache_mode = force_custom_plan
 AS $conductor$
 #variable_conflict use_column
 DECLARE

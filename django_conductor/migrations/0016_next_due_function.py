@@ -1,10 +1,10 @@
 """The idle worker's look for the next due execution becomes a PL/pgSQL function,
 ``django_conductor_next_due``.
 
-An idle worker sends it after every claim that finds nothing, before it sleeps; parsed and
-planned on every call it cost more than the claim, and a notification that came meanwhile
-waited for it. PostgreSQL keeps the function's plan for the session. Once released, this
-text never changes: a different statement is a new migration that replaces the function.
+An idle worker sends it after every claim that finds nothing, before it sleeps, and a
+notification that comes meanwhile waits for it. PostgreSQL keeps the function parsed for
+the session. Once released, this text never changes: a different statement is a new
+migration that replaces the function.
 """
 
 from django.db import migrations
@@ -13,8 +13,8 @@ CREATE = r"""
 CREATE OR REPLACE FUNCTION django_conductor_next_due(queues text[], tasks text[])
 RETURNS float8
 LANGUAGE plpgsql
--- Planned once per session: each priority level is one probe of conductor_claimable.
-SET plan_cache_mode = force_generic_plan
+-- Planned for each call, as the table stands (see django_conductor_claim); parsed once.
+SET plan_cache_mode = force_custom_plan
 AS $conductor$
 #variable_conflict use_column
 BEGIN

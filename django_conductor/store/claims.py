@@ -47,7 +47,7 @@ FROM claimed ORDER BY priority DESC, run_at, id
 """
 
 #: The worker's claim: the PL/pgSQL function of migration 0014, one statement for the
-#: executions of limited tasks and the rest, with plans kept for the session.
+#: executions of limited tasks and the rest, parsed once per session, planned per call.
 CLAIM = """
 SELECT * FROM django_conductor_claim(
     %(worker)s, %(lease)s::float8, %(queues)s::text[], %(tasks)s::text[], %(places)s, %(idle)s
@@ -146,7 +146,7 @@ def steps_of(cursor: psycopg.Cursor[Any], ids: list[int]) -> list[StepsOf]:
 
 
 #: The idle worker's look for the next due execution: the PL/pgSQL function of migration
-#: 0016, planned once per session.
+#: 0016, parsed once per session, planned per call.
 NEXT_DUE = "SELECT django_conductor_next_due(%(queues)s::text[], %(tasks)s::text[])"
 
 

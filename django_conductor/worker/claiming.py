@@ -66,8 +66,8 @@ class ClaimLoop:
         #: When to look for batches next (monotonic): at once after a claimed batch or news
         #: of new work, else when the first waiting batch is due.
         self.batches_due_at = float("-inf")
-        #: Set by the listener on news of ready work: it ends the wait for outcomes to write
-        #: together, so that a pickup waits for no other execution.
+        #: Set by the listener on news of ready work: while a thread is free, it ends the
+        #: wait for outcomes to write together, so that a pickup waits for no other work.
         self.ready = threading.Event()
         #: Set by the listener on news of new work that may fill a batch.
         self.new_work = threading.Event()
