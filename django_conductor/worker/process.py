@@ -149,15 +149,8 @@ class Worker:
 
     def _start_threads(self) -> None:
         def listener() -> None:
-            claiming = self.claiming
-            listen(
-                self.identity,
-                self.holdings,
-                self.wake,
-                self.stopping,
-                ready=claiming.ready,
-                new_work=claiming.new_work,
-            )
+            c = self.claiming
+            listen(self.identity, self.holdings, self.wake, self.stopping, c.ready, c.new_work)
 
         def slot() -> None:
             run_slot(self.claiming.jobs, self.holdings, self.step_writer, self.stopping, self.wake)
