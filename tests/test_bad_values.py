@@ -13,7 +13,7 @@ from django_conductor import ExecutionFailed, PayloadError, invoke, payloads
 from django_conductor.models import Execution, FailedExecution, Step
 from django_conductor.registry import registry
 from django_conductor.worker import Worker
-from django_conductor.worker.attempt import Outcome
+from django_conductor.worker.claimed import Outcome
 from tests.conftest import wait_until
 from tests.testapp import bad_value_tasks
 from tests.testapp.bad_value_tasks import BAD_TEXT

@@ -19,7 +19,7 @@ from django_conductor.store.outcomes import finish_attempts
 from django_conductor.store.transitions import after_status_changes
 from django_conductor.store.waits import start_wait
 from django_conductor.testing import advance
-from django_conductor.worker.attempt import Outcome
+from django_conductor.worker.claimed import Outcome
 from tests.testapp.models import SideEffect
 
 from .conftest import wait_until

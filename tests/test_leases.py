@@ -15,7 +15,7 @@ from django_conductor.step_writer import StepRecord, StepWriter
 from django_conductor.store import claims, outcomes, steps
 from django_conductor.store.notify import connect_listener
 from django_conductor.worker import Worker
-from django_conductor.worker.attempt import Outcome
+from django_conductor.worker.claimed import Outcome
 from tests.conftest import wait_until
 from tests.testapp.models import SideEffect
 

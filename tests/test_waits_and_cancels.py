@@ -20,7 +20,7 @@ from django_conductor.store.notify import connect_listener
 from django_conductor.store.outcomes import finish_attempts, reap_expired
 from django_conductor.store.transitions import after_status_changes
 from django_conductor.testing import advance
-from django_conductor.worker.attempt import Outcome
+from django_conductor.worker.claimed import Outcome
 from django_conductor.worker.holdings import Holdings
 from tests.conftest import effects, wait_until
 from tests.testapp.models import SideEffect

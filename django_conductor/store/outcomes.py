@@ -92,7 +92,7 @@ SELECT id, status, queue, parent_id IS NOT NULL, run_at <= now() FROM done
 
 
 def finish_attempts(cursor: Cursor, outcomes: Sequence[Any]) -> list[StatusChange]:
-    """Write ``outcomes`` (``worker.attempt.Outcome``s, in id order) in one statement; those
+    """Write ``outcomes`` (``worker.claimed.Outcome``s, in id order) in one statement; those
     whose claim lost the execution are left out of what it returns."""
     params = columns(
         outcomes,

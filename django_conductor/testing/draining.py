@@ -25,9 +25,10 @@ from ..statuses import CLAIMABLE, Status
 from ..step_writer import StepWriter
 from ..store.base import server_cursor
 from ..store.claims import claim_one
-from ..worker.attempt import Claimed, hand_back, reread_child_steps, run_attempt
+from ..worker.attempt import hand_back, run_attempt
 from ..worker.base import Identity
 from ..worker.batches import Batch, run_batch
+from ..worker.claimed import Claimed, reread_child_steps
 from ..worker.claiming import ClaimLoop
 from ..worker.connections import raw_connection
 from ..worker.duties import Heartbeat

@@ -19,7 +19,8 @@ from ..exceptions import NonRetryableError
 from ..registry import registry
 from ..replay import Event, Park, WindowClosed
 from ..statuses import Status
-from .attempt import Claimed, Outcome, defer_tick, failure, hand_back, next_tick
+from .attempt import defer_tick, failure, hand_back, next_tick
+from .claimed import Claimed, Outcome
 from .connections import DB_ERRORS, raw_connection
 from .telemetry import BatchWatch, watch_batch
 

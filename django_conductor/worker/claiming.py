@@ -17,9 +17,9 @@ from ..registry import registry
 from ..store.base import server_cursor
 from ..store.batch_claims import Batched, batch_due, claim_batched
 from ..store.claims import claim, next_due
-from .attempt import Claimed, reread_child_steps
 from .base import Identity, database_trouble, next_backoff, raw_cursor
 from .batches import Batch
+from .claimed import Claimed, reread_child_steps
 from .connections import DB_ERRORS, raw_connection
 from .holdings import Holdings, Job
 from .outcomes import OutcomeWriter

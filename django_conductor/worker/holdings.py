@@ -12,8 +12,8 @@ from functools import partial
 from ..batch_context import BatchContext
 from ..context import Context
 from ..lease import Lease
-from .attempt import Claimed, Outcome
 from .batches import Batch
+from .claimed import Claimed, Outcome
 
 Key = tuple[int, int]
 #: What a thread runs: one claim, or a batch of claims of one batch task.

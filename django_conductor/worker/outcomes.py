@@ -15,8 +15,8 @@ from ..refusals import write_around_refusals
 from ..store.base import server_cursor
 from ..store.outcomes import finish_attempts, hand_back
 from ..store.transitions import StatusChange, after_status_changes
-from .attempt import Outcome
 from .base import Identity, database_trouble
+from .claimed import Outcome
 from .connections import DB_ERRORS, raw_connection
 from .holdings import Holdings
 

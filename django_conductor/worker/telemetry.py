@@ -19,7 +19,7 @@ from ..telemetry import otel
 
 if TYPE_CHECKING:
     from ..definition import Task
-    from .attempt import Claimed, Outcome
+    from .claimed import Claimed, Outcome
 
 
 def outcome_name(outcome: Outcome | None) -> str:
