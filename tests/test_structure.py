@@ -32,7 +32,7 @@ LAYERS = [
         "signals",
         "telemetry",
     },
-    {"store", "group_commit", "step_writer"},
+    {"store", "group_commit", "step_writer", "step_records"},
     {"retrying", "models", "handle", "children", "event_waits", "triggers", "retention"},
     {
         "call_guards",
