@@ -3,22 +3,33 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 PEER_LABELS = {
     "procrastinate": "Procrastinate",
-    "procrastinate-c10": "Procrastinate",
     "django-tasks-db": "django-tasks-db",
+    "dbos": "DBOS",
+    "chancy": "Chancy",
+    "absurd": "Absurd",
 }
-#: Runs of a peer away from its defaults, to match ours (10 executions at once).
-PEER_NOTES = {"procrastinate-c10": "concurrency 10"}
 
 
-def peer_label(name: str, version: str = "") -> str:
+def peer_label(name: str, version: str = "", concurrency: int | str = 1) -> str:
+    """The peer's name and version, and how many jobs its worker ran at once unless one at a
+    time: a ``NAME-cN`` run away from its defaults (to match ours, 10 executions at once), or
+    its own default ``concurrency`` as its driver reported it."""
+    note = ""
+    if match := re.fullmatch(r"(.+)-c(\d+)", name):
+        name, note = match[1], f"concurrency {match[2]}"
+    elif isinstance(concurrency, str):
+        note = f"{concurrency} concurrency (its default)"
+    elif concurrency != 1:
+        note = f"concurrency {concurrency} (its default)"
     label = f"{PEER_LABELS.get(name, name)} {version}".strip()
-    return f"{label}, {PEER_NOTES[name]}" if name in PEER_NOTES else label
+    return f"{label}, {note}" if note else label
 
 
 @dataclass
@@ -518,7 +529,10 @@ def peers_table(results: dict[str, Any]) -> str:
         return ""
     names = list(peers)
     header = ["workload", "django_conductor"]
-    header += [peer_label(n, peers[n].get("version", "")) for n in names]
+    header += [
+        peer_label(n, peers[n].get("version", ""), _get(peers[n], "noop", "concurrency") or 1)
+        for n in names
+    ]
     header += ["django_conductor vs the best peer"]
 
     def part(name: str, key: str) -> dict[str, Any] | str:
