@@ -17,13 +17,14 @@ PEER_LABELS = {
 }
 
 
-def peer_label(name: str, version: str = "", concurrency: int | str = 1) -> str:
+def peer_label(name: str, version: str = "", concurrency: int | str = 1, settings: str = "") -> str:
     """The peer's name and version, and how many jobs its worker ran at once unless one at a
-    time: a ``NAME-cN`` run away from its defaults (to match ours, 10 executions at once), or
-    its own default ``concurrency`` as its driver reported it."""
+    time: a ``NAME-cN`` run away from its defaults (to match ours, 10 executions at once; with
+    the other ``settings`` its driver changed for it, if any), or its own default
+    ``concurrency`` as its driver reported it."""
     note = ""
     if match := re.fullmatch(r"(.+)-c(\d+)", name):
-        name, note = match[1], f"concurrency {match[2]}"
+        name, note = match[1], ", ".join(filter(None, [f"concurrency {match[2]}", settings]))
     elif isinstance(concurrency, str):
         note = f"{concurrency} concurrency (its default)"
     elif concurrency != 1:
@@ -530,7 +531,12 @@ def peers_table(results: dict[str, Any]) -> str:
     names = list(peers)
     header = ["workload", "django_conductor"]
     header += [
-        peer_label(n, peers[n].get("version", ""), _get(peers[n], "noop", "concurrency") or 1)
+        peer_label(
+            n,
+            peers[n].get("version", ""),
+            _get(peers[n], "noop", "concurrency") or 1,
+            _get(peers[n], "noop", "settings") or "",
+        )
         for n in names
     ]
     header += ["django_conductor vs the best peer"]
