@@ -30,8 +30,6 @@ FUNCTIONS = (
     "django_conductor_claim(text, float8, text[], text[], int, int)",
     "django_conductor_invoke(text, text, jsonb, int, timestamptz, float8, int, text, jsonb, text)",
     "django_conductor_next_due(text[], text[])",
-    "django_conductor_finish_attempts(bigint[], int[], text[], timestamptz[], float8[], jsonb[], "
-    "text[], text[], int[])",
 )
 
 #: Channel a worker listens on; the payload is the queue that has new work.

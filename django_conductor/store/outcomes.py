@@ -9,11 +9,14 @@ from typing import Any
 
 from .base import (
     CANCELLED,
+    CLAIMABLE,
     EXECUTION,
     FAILED,
     FAILURES,
+    FINISHED,
     PENDING,
     RUNNING,
+    WAITING,
     Cursor,
     claim_pairs,
     columns,
@@ -22,8 +25,16 @@ from .base import (
 )
 from .transitions import StatusChange
 
-#: One statement writes a batch of attempt outcomes and their failure records: the function
-#: ``django_conductor_finish_attempts`` (migration 0017), parsed once per session. It locks
+#: How an attempt's end becomes the execution's status, read on the row as the update locked
+#: it: a park, retry or hand-back of an execution whose cancel is requested ends it cancelled;
+#: a park to wait on a child that has finished meanwhile (wake_pending) runs again at once.
+_FINAL = (
+    f"(CASE WHEN e.cancel_requested_at IS NOT NULL AND v.status IN {CLAIMABLE} "
+    f"THEN {CANCELLED} WHEN v.status = {WAITING} AND e.wake_pending THEN {PENDING} "
+    "ELSE v.status END)"
+)
+
+#: One statement writes a batch of attempt outcomes and their failure records. It first locks
 #: the batch's parents, which the parents' wake-up (``WAKE_PARENTS``, next in the same
 #: transaction) changes, then the batch's rows in updating them: parents before children, as
 #: a cancel or a retry locks a tree (a child's id is always above its parent's). A
@@ -33,12 +44,50 @@ from .transitions import StatusChange
 #: Returns what ``wake_parents`` and the notifications need. Every time is the database's:
 #: an outcome's ``run_at`` is one the database gave (a wake time, a child's deadline), or
 #: it says ``run_in`` seconds from now (a retry backoff, a hand-back).
-FINISH_ATTEMPTS = """
-SELECT * FROM django_conductor_finish_attempts(
-    %(ids)s::bigint[], %(claims)s::int[], %(statuses)s::text[], %(run_ats)s::timestamptz[],
-    %(run_ins)s::float8[], %(results)s::jsonb[], %(errors)s::text[], %(tracebacks)s::text[],
-    %(refunds)s::int[]
+FINISH_ATTEMPTS = f"""
+WITH v AS (
+    SELECT * FROM unnest(
+        %(ids)s::bigint[], %(claims)s::int[], %(statuses)s::text[], %(run_ats)s::timestamptz[],
+        %(run_ins)s::float8[], %(results)s::jsonb[], %(errors)s::text[],
+        %(tracebacks)s::text[], %(refunds)s::int[]
+    ) AS v(id, claims, status, run_at, run_in, result, error, traceback, refund)
+), parents AS (
+    -- The batch's parents first, in id order (a parent's id is below its children's), as a
+    -- cancel or a retry locks a tree: a child's outcome and cancelling its parent never
+    -- wait on each other. The batch's own rows are locked by the update itself.
+    SELECT p.id FROM {EXECUTION} p
+    WHERE p.id IN (SELECT c.parent_id FROM {EXECUTION} c WHERE c.id IN (SELECT id FROM v))
+    ORDER BY p.id
+    FOR NO KEY UPDATE
+), done AS (
+    UPDATE {EXECUTION} e SET
+        status = {_FINAL},
+        run_at = CASE WHEN {_FINAL} = {CANCELLED} THEN e.run_at
+                      WHEN v.status = {WAITING} AND {_FINAL} = {PENDING} THEN now()
+                      WHEN v.status = {WAITING} THEN v.run_at
+                      ELSE coalesce(v.run_at, now() + make_interval(secs => v.run_in), e.run_at)
+                 END,
+        -- The attempt counts unless refunded; a prefetched claim's was not counted yet, and
+        -- is counted here.
+        attempts = e.attempts + e.prefetched::int
+                   - CASE WHEN {_FINAL} <> v.status AND {_FINAL} = {CANCELLED} THEN 0
+                          ELSE v.refund END,
+        result = coalesce(v.result, e.result),
+        error = CASE WHEN {_FINAL} = {CANCELLED} THEN e.error ELSE coalesce(v.error, e.error) END,
+        finished_at = CASE WHEN {_FINAL} IN {FINISHED} THEN now() END,
+        lease_owner = NULL, lease_expires_at = NULL, wake_pending = false, prefetched = false,
+        count_at_claim = false
+    FROM v
+    WHERE e.id = v.id AND e.claims = v.claims AND e.status = {RUNNING}
+        AND (SELECT count(*) FROM parents) >= 0  -- locks the parents before any batch row
+    RETURNING e.id, e.status, e.queue, e.parent_id, e.task_name, e.error, e.attempts,
+        e.run_at, v.traceback
+), failures AS (
+    INSERT INTO {FAILURES} (execution_id, task_name, error, traceback, attempts, failed_at)
+    SELECT id, task_name, error, coalesce(traceback, ''), attempts, now()
+    FROM done WHERE status = {FAILED}
 )
+SELECT id, status, queue, parent_id IS NOT NULL, run_at <= now() FROM done
 """
 
 
