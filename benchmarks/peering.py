@@ -45,6 +45,7 @@ PEERS = (
     Peer("procrastinate", ("procrastinate", "psycopg[binary]"), "procrastinate_driver.py", 10),
     # [compat] brings the django-tasks backport on Django before 6.0.
     Peer("django-tasks-db", ("django-tasks-db[compat]", "psycopg[binary]"), "djtasks_driver.py"),
+    Peer("dbos", ("dbos", "psycopg[binary]"), "dbos_driver.py"),
     Peer("chancy", ("chancy[cli]", "psycopg[binary]"), "chancy_driver.py", 10),
     # absurdctl brings Absurd's schema (its SQL is bundled in the package).
     Peer("absurd", ("absurd-sdk", "absurdctl", "psycopg[binary]"), "absurd_driver.py", 10),

@@ -561,7 +561,7 @@ def peers_table(results: dict[str, Any]) -> str:
     def noop_cell(value: dict[str, Any] | str) -> str:
         if isinstance(value, str):
             return value
-        text = f"{_num(value['rate'])}/s"
+        text = f"{_num(value['rate'], 1 if value['rate'] < 10 else 0)}/s"
         if value.get("capped"):
             text += f" ({value['completed']:,} of {value['executions']:,} run in the time cap)"
         return text
