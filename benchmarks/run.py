@@ -3,7 +3,7 @@
 Measures, in one run and on a fresh ``conductor_bench`` database, no-op throughput (one and
 two worker processes), step checkpoints, pickup latency, invoke rates, the sleep/child round
 trip, behaviour with a million finished rows, worker memory, and PostgreSQL's own one-row
-INSERT rate (pgbench); with ``--peers``, the no-op and pickup workloads on two other task
+INSERT rate (pgbench); with ``--peers``, the no-op and pickup workloads on five other task
 queues; with ``--only scaleout`` (too long for the default run), backlogs drained by 1, 2
 and 4 workers beside the CPU each side spent. Prints a markdown table, writes JSON (default
 ``benchmarks/results/latest.json``), and exits non-zero if any execution was lost or
@@ -75,8 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--peers",
         action="store_true",
-        help="also run the no-op and pickup workloads on Procrastinate and django-tasks-db, "
-        "each installed by pip into its own virtualenv under benchmarks/.peers/",
+        help="also run the no-op and pickup workloads on Procrastinate, django-tasks-db, DBOS, "
+        "Chancy and Absurd, each installed by pip into its own virtualenv under "
+        "benchmarks/.peers/",
     )
     parser.add_argument(
         "--only",
