@@ -443,7 +443,11 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
         if best is None:
             add("8. no-op throughput ÷ best peer", "no peer measured", "≥ 5x")
             return
-        ratio = (_get(results, "noop", "rate") or float("nan")) / best[1]
+        ours = _get(results, "noop", "rate")
+        if ours is None:
+            add("8. no-op throughput ÷ best peer", "no-op throughput not measured", "≥ 5x")
+            return
+        ratio = ours / best[1]
         add(
             "8. no-op throughput ÷ best peer",
             f"{ratio:.1f}x the best peer ({_num(best[1])}/s; see the peers table)",
