@@ -299,6 +299,12 @@ def main_table(results: dict[str, Any], failures: dict[str, str]) -> str:
                 "≤ 1.5x",
                 status["invoke() in a transaction ÷ bare psycopg INSERT"],
             )
+        if "django_insert_ms" in r:
+            add(
+                "4. invoke() in an open transaction vs the same INSERT through Django's cursor",
+                f"{_num(r['in_transaction_ms'], 3)} vs {_num(r['django_insert_ms'], 3)} ms "
+                f"({_num(_ratio(r['in_transaction_ms'], r['django_insert_ms']), 2)}x)",
+            )
         add(
             f"4. invoke_many ({r['many_rows']:,} rows, {r['many_batch']:,} a call)",
             f"{_num(r['many_rate'])} rows/s",

@@ -8,7 +8,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -301,7 +301,8 @@ def notify_round_trip(samples: int) -> dict[str, Any]:
 
 def invoke_rate(sizes: Sizes) -> dict[str, Any]:
     """``invoke()`` one at a time in autocommit from one thread; ``invoke()`` inside an open
-    transaction against a bare psycopg INSERT of the same row; ``invoke_many`` batches."""
+    transaction against a bare psycopg INSERT of the same row and the same INSERT through
+    Django's cursor; ``invoke_many`` batches."""
     noop = _tasks().noop
     reset_tables()
     autocommit = _autocommit(sizes.invoke_single)
@@ -310,7 +311,8 @@ def invoke_rate(sizes: Sizes) -> dict[str, Any]:
     started = time.perf_counter()
     enqueue(noop, sizes.invoke_many, sizes.invoke_batch)
     many_s = time.perf_counter() - started
-    expected = 2 * autocommit["single_calls"] + 2 * in_transaction["in_transaction_calls"]
+    # Each call of either kind stores a row: invoke()'s, the bare INSERTs', Django's.
+    expected = 2 * autocommit["single_calls"] + 3 * in_transaction["in_transaction_calls"]
     expected += sizes.invoke_many
     (row,) = query(
         f"SELECT count(*), count(DISTINCT payload) FILTER (WHERE id > %s) FROM {EXECUTION} "
@@ -374,35 +376,49 @@ def _autocommit(calls: int) -> dict[str, Any]:
 def _in_transaction(calls: int) -> dict[str, Any]:
     """Per-call ms of ``invoke()`` inside one open transaction (the view case), against a
     bare psycopg INSERT of the same row on a connection of its own (psycopg's defaults:
-    server-side binding, prepared after five uses); the best turn of each counts."""
+    server-side binding, prepared after five uses), and against the same INSERT through
+    Django's own cursor in the same transaction (what a view's raw SQL pays at the project's
+    settings); the best turn of each counts."""
     import json
 
     import psycopg
-    from django.db import transaction
+    from django.db import connection, transaction
 
     noop = _tasks().noop
     per_turn = max(1, calls // ALTERNATED_TURNS)
     invoke_ms: list[float] = []
     bare_ms: list[float] = []
+    django_ms: list[float] = []
+
+    def turn(run: Callable[[int], Any], into: list[float]) -> None:
+        started = time.perf_counter()
+        for n in range(per_turn):
+            run(n)
+        into.append((time.perf_counter() - started) * 1000 / per_turn)
+
+    def row(n: int) -> list[Any]:
+        return [NOOP, "default", json.dumps({"n": n}), 0, 3]
+
+    def through_django(n: int) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(BARE_INSERT, row(n))
+            cursor.fetchone()
+
     with psycopg.connect(conninfo()) as conn:
         for _ in range(ALTERNATED_TURNS):
             with transaction.atomic():
-                started = time.perf_counter()
-                for n in range(per_turn):
-                    noop.invoke({"n": n})
-                invoke_ms.append((time.perf_counter() - started) * 1000 / per_turn)
+                turn(lambda n: noop.invoke({"n": n}), invoke_ms)
             with conn.transaction(), conn.cursor() as cursor:
-                started = time.perf_counter()
-                for n in range(per_turn):
-                    cursor.execute(BARE_INSERT, [NOOP, "default", json.dumps({"n": n}), 0, 3])
-                    cursor.fetchone()
-                bare_ms.append((time.perf_counter() - started) * 1000 / per_turn)
+                turn(lambda n: cursor.execute(BARE_INSERT, row(n)).fetchone(), bare_ms)
+            with transaction.atomic():
+                turn(through_django, django_ms)
     best_invoke, best_bare = min(invoke_ms), min(bare_ms)
     return {
         "in_transaction_calls": per_turn * ALTERNATED_TURNS,
         "in_transaction_ms": best_invoke,
         "bare_insert_ms": best_bare,
         "in_transaction_ratio": best_invoke / best_bare,
+        "django_insert_ms": min(django_ms),
     }
 
 
