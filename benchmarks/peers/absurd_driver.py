@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import common
 import psycopg
 from absurd_sdk import Absurd
 from common import (
     HERE,
     DriverFailure,
     drain,
+    drained,
     latency_summary,
     main,
     paced,
@@ -72,26 +74,23 @@ def completed() -> int:
 
 
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
-    """Every task run at most once, none lost, and none left half-done beyond the
-    ``interrupted`` ones a stop at the time cap may leave."""
-    statuses = dict(sql(f"SELECT state, count(*) FROM {TASKS} GROUP BY 1"))
+    """A task with a second run, or a second attempt, ran more than once."""
     twice = sql(
         f"SELECT count(*) FROM (SELECT task_id FROM {RUNS} WHERE started_at IS NOT NULL "
         "GROUP BY task_id HAVING count(*) > 1) AS t"
     )[0][0]
     retried = sql(f"SELECT count(*) FROM {TASKS} WHERE attempts > 1")[0][0]
-    done = statuses.get("completed", 0)
-    if (
-        done < expected_done
-        or sum(statuses.values()) != total
-        or twice
-        or retried
-        or statuses.get("running", 0) > interrupted
-        or (set(statuses) - {"completed", "pending", "running"})
-    ):
-        raise DriverFailure(
-            f"tasks by state {statuses}, {twice} run more than once, {retried} retried"
-        )
+    common.check_once(
+        dict(sql(f"SELECT state, count(*) FROM {TASKS} GROUP BY 1")),
+        twice + retried,
+        done="completed",
+        waiting="pending",
+        running="running",
+        expected_done=expected_done,
+        total=total,
+        interrupted=interrupted,
+        jobs="tasks",
+    )
 
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -143,15 +142,7 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         f"SELECT extract(epoch FROM max(completed_at) - min(started_at))::float FROM {RUNS} "
         "WHERE state = 'completed'"
     )[0]
-    return {
-        "concurrency": args.concurrency or 1,
-        "executions": args.count,
-        "completed": done,
-        "capped": capped,
-        "rate": done / span,
-        "window_s": span,
-        "wall_s": wall,
-    }
+    return drained(args.concurrency or 1, args.count, done, capped, span, wall)
 
 
 def pickup(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,10 +17,20 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import common
 import psycopg
 from chancy import Queue
 from chancy_app import app, noop
-from common import DriverFailure, drain, latency_summary, main, paced, spawn, stop, wait_until
+from common import (
+    drain,
+    drained,
+    latency_summary,
+    main,
+    paced,
+    spawn,
+    stop,
+    wait_until,
+)
 
 WORKER = [str(Path(sys.executable).with_name("chancy")), "--app=chancy_app.app", "worker", "start"]
 JOBS = f"{app.prefix}jobs"
@@ -47,19 +57,17 @@ def succeeded() -> int:
 
 
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
-    """Every job run at most once, none lost, and none left half-done beyond the
-    ``interrupted`` ones a stop at the time cap may leave."""
-    states = dict(sql(f"SELECT state, count(*) FROM {JOBS} GROUP BY 1"))
-    twice = sql(f"SELECT count(*) FROM {JOBS} WHERE attempts > 1")[0][0]
-    done = states.get("succeeded", 0)
-    if (
-        done < expected_done
-        or sum(states.values()) != total
-        or twice
-        or states.get("running", 0) > interrupted
-        or (set(states) - {"succeeded", "pending", "running"})
-    ):
-        raise DriverFailure(f"jobs by state {states}, {twice} attempted more than once")
+    common.check_once(
+        dict(sql(f"SELECT state, count(*) FROM {JOBS} GROUP BY 1")),
+        sql(f"SELECT count(*) FROM {JOBS} WHERE attempts > 1")[0][0],
+        done="succeeded",
+        waiting="pending",
+        running="running",
+        expected_done=expected_done,
+        total=total,
+        interrupted=interrupted,
+        jobs="jobs",
+    )
 
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -90,16 +98,8 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         f"SELECT extract(epoch FROM max(completed_at) - min(started_at))::float FROM {JOBS} "
         "WHERE state = 'succeeded'"
     )[0]
-    return {
-        "concurrency": concurrency,
-        **({"settings": "eager polling"} if args.concurrency else {}),
-        "executions": args.count,
-        "completed": done,
-        "capped": capped,
-        "rate": done / span,
-        "window_s": span,
-        "wall_s": wall,
-    }
+    result = drained(concurrency, args.count, done, capped, span, wall)
+    return {**result, "settings": "eager polling"} if args.concurrency else result
 
 
 def pickup(args: argparse.Namespace) -> dict[str, Any]:

@@ -88,6 +88,47 @@ def drain(
     return False
 
 
+def check_once(
+    statuses: dict[str, int],
+    repeated: int,
+    *,
+    done: str,
+    waiting: str,
+    running: str,
+    expected_done: int,
+    total: int,
+    interrupted: int | None,
+    jobs: str,
+) -> None:
+    """Every job run at most once (``repeated`` counts those that were not), none lost, and
+    none left ``running`` beyond the ``interrupted`` ones (any number when None) a stop at
+    the time cap may leave. ``statuses`` counts the jobs by the peer's names for them."""
+    if (
+        statuses.get(done, 0) < expected_done
+        or sum(statuses.values()) != total
+        or repeated
+        or (interrupted is not None and statuses.get(running, 0) > interrupted)
+        or (set(statuses) - {done, waiting, running})
+    ):
+        raise DriverFailure(f"{jobs} by status {statuses}, {repeated} run more than once")
+
+
+def drained(
+    concurrency: int | str, count: int, done: int, capped: bool, span: float, wall: float
+) -> dict[str, Any]:
+    """A no-op drain's answer: ``done`` of ``count`` jobs over ``span`` seconds of the
+    peer's own times (``wall`` seconds of the driver's)."""
+    return {
+        "concurrency": concurrency,
+        "executions": count,
+        "completed": done,
+        "capped": capped,
+        "rate": done / span,
+        "window_s": span,
+        "wall_s": wall,
+    }
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

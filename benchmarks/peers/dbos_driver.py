@@ -15,12 +15,13 @@ import time
 from importlib.metadata import version
 from typing import Any
 
+import common
 import psycopg
 import sqlalchemy as sa
 from common import (
     HERE,
-    DriverFailure,
     drain,
+    drained,
     latency_summary,
     main,
     paced,
@@ -63,19 +64,17 @@ def succeeded() -> int:
 
 
 def check_once(expected_done: int, total: int, interrupted: int | None = 0) -> None:
-    """Every workflow run at most once, none lost, and none left half-done beyond the
-    ``interrupted`` ones (any number when None) a stop at the time cap may leave."""
-    statuses = dict(sql(f"SELECT status, count(*) FROM {STATUS} WHERE name = 'noop' GROUP BY 1"))
-    twice = sql(f"SELECT count(*) FROM {STATUS} WHERE recovery_attempts > 1")[0][0]
-    done = statuses.get("SUCCESS", 0)
-    if (
-        done < expected_done
-        or sum(statuses.values()) != total
-        or twice
-        or (interrupted is not None and statuses.get("PENDING", 0) > interrupted)
-        or (set(statuses) - {"SUCCESS", "ENQUEUED", "PENDING"})
-    ):
-        raise DriverFailure(f"workflows by status {statuses}, {twice} started more than once")
+    common.check_once(
+        dict(sql(f"SELECT status, count(*) FROM {STATUS} WHERE name = 'noop' GROUP BY 1")),
+        sql(f"SELECT count(*) FROM {STATUS} WHERE recovery_attempts > 1")[0][0],
+        done="SUCCESS",
+        waiting="ENQUEUED",
+        running="PENDING",
+        expected_done=expected_done,
+        total=total,
+        interrupted=interrupted,
+        jobs="workflows",
+    )
 
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,15 +107,8 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         f"SELECT (max(completed_at) - min(started_at_epoch_ms)) / 1000.0 FROM {STATUS} "
         "WHERE name = 'noop' AND status = 'SUCCESS'"
     )[0]
-    return {
-        "concurrency": args.concurrency or "unlimited",
-        "executions": args.count,
-        "completed": done,
-        "capped": capped,
-        "rate": done / float(span),
-        "window_s": float(span),
-        "wall_s": wall,
-    }
+    concurrency = args.concurrency or "unlimited"
+    return drained(concurrency, args.count, done, capped, float(span), wall)
 
 
 def pickup(args: argparse.Namespace) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djtasks_settings")
 
+import common
 import django
 from common import (
-    DriverFailure,
     drain,
+    drained,
     latency_summary,
     main,
     paced,
@@ -47,19 +48,18 @@ def successful() -> int:
 
 
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
-    """Every task run at most once, none lost, and none left half-done beyond the
-    ``interrupted`` one a stop at the time cap may leave."""
-    statuses = dict(sql(f"SELECT status, count(*) FROM {TABLE} GROUP BY 1"))
     twice = sql(f"SELECT count(*) FROM {TABLE} WHERE jsonb_array_length(worker_ids) > 1")[0][0]
-    done = statuses.get("SUCCESSFUL", 0)
-    if (
-        done < expected_done
-        or sum(statuses.values()) != total
-        or twice
-        or statuses.get("RUNNING", 0) > interrupted
-        or (set(statuses) - {"SUCCESSFUL", "READY", "RUNNING"})
-    ):
-        raise DriverFailure(f"results by status {statuses}, {twice} claimed more than once")
+    common.check_once(
+        dict(sql(f"SELECT status, count(*) FROM {TABLE} GROUP BY 1")),
+        twice,
+        done="SUCCESSFUL",
+        waiting="READY",
+        running="RUNNING",
+        expected_done=expected_done,
+        total=total,
+        interrupted=interrupted,
+        jobs="results",
+    )
 
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,14 +87,7 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         f"SELECT extract(epoch FROM max(finished_at) - min(started_at))::float FROM {TABLE} "
         "WHERE status = 'SUCCESSFUL'"
     )[0]
-    return {
-        "executions": args.count,
-        "completed": done,
-        "capped": capped,
-        "rate": done / span,
-        "window_s": span,
-        "wall_s": wall,
-    }
+    return drained(1, args.count, done, capped, span, wall)
 
 
 def pickup(args: argparse.Namespace) -> dict[str, Any]:

@@ -9,8 +9,18 @@ import sys
 import time
 from typing import Any
 
+import common
 import psycopg
-from common import DriverFailure, drain, latency_summary, main, paced, spawn, stop, wait_until
+from common import (
+    drain,
+    drained,
+    latency_summary,
+    main,
+    paced,
+    spawn,
+    stop,
+    wait_until,
+)
 from procrastinate_app import app, noop
 
 WORKER = [sys.executable, "-m", "procrastinate", "--app=procrastinate_app.app", "worker"]
@@ -36,22 +46,21 @@ def succeeded() -> int:
 
 
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
-    """Every job done at most once, none lost, and none left half-done beyond the
-    ``interrupted`` ones a stop at the time cap may leave."""
-    statuses = dict(sql("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1"))
     twice = sql(
         "SELECT count(*) FROM (SELECT job_id FROM procrastinate_events WHERE type = 'started' "
         "GROUP BY job_id HAVING count(*) > 1) AS t"
     )[0][0]
-    done = statuses.get("succeeded", 0)
-    if (
-        done < expected_done
-        or sum(statuses.values()) != total
-        or twice
-        or statuses.get("doing", 0) > interrupted
-        or (set(statuses) - {"succeeded", "todo", "doing"})
-    ):
-        raise DriverFailure(f"jobs by status {statuses}, {twice} started more than once")
+    common.check_once(
+        dict(sql("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1")),
+        twice,
+        done="succeeded",
+        waiting="todo",
+        running="doing",
+        expected_done=expected_done,
+        total=total,
+        interrupted=interrupted,
+        jobs="jobs",
+    )
 
 
 def setup(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,15 +94,7 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         "SELECT extract(epoch FROM max(at) FILTER (WHERE type = 'succeeded') "
         "- min(at) FILTER (WHERE type = 'started'))::float FROM procrastinate_events"
     )[0]
-    return {
-        "concurrency": args.concurrency or 1,
-        "executions": args.count,
-        "completed": done,
-        "capped": capped,
-        "rate": done / span,
-        "window_s": span,
-        "wall_s": wall,
-    }
+    return drained(args.concurrency or 1, args.count, done, capped, span, wall)
 
 
 def pickup(args: argparse.Namespace) -> dict[str, Any]:
