@@ -73,6 +73,10 @@ def completed() -> int:
     return int(sql(f"SELECT count(*) FROM {TASKS} WHERE state = 'completed'")[0][0])
 
 
+#: The peer's names for a job done, waiting and running.
+STATUSES = common.Statuses("completed", "pending", "running", "tasks")
+
+
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
     """A task with a second run, or a second attempt, ran more than once."""
     twice = sql(
@@ -83,13 +87,10 @@ def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
     common.check_once(
         dict(sql(f"SELECT state, count(*) FROM {TASKS} GROUP BY 1")),
         twice + retried,
-        done="completed",
-        waiting="pending",
-        running="running",
-        expected_done=expected_done,
-        total=total,
-        interrupted=interrupted,
-        jobs="tasks",
+        STATUSES,
+        expected_done,
+        total,
+        interrupted,
     )
 
 

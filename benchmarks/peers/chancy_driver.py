@@ -56,17 +56,18 @@ def succeeded() -> int:
     return int(sql(f"SELECT count(*) FROM {JOBS} WHERE state = 'succeeded'")[0][0])
 
 
+#: The peer's names for a job done, waiting and running.
+STATUSES = common.Statuses("succeeded", "pending", "running")
+
+
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
     common.check_once(
         dict(sql(f"SELECT state, count(*) FROM {JOBS} GROUP BY 1")),
         sql(f"SELECT count(*) FROM {JOBS} WHERE attempts > 1")[0][0],
-        done="succeeded",
-        waiting="pending",
-        running="running",
-        expected_done=expected_done,
-        total=total,
-        interrupted=interrupted,
-        jobs="jobs",
+        STATUSES,
+        expected_done,
+        total,
+        interrupted,
     )
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 HERE = Path(__file__).resolve().parent
 
@@ -88,29 +88,34 @@ def drain(
     return False
 
 
+class Statuses(NamedTuple):
+    """A peer's names for a job that is done, waiting or running, and for its jobs."""
+
+    done: str
+    waiting: str
+    running: str
+    jobs: str = "jobs"
+
+
 def check_once(
     statuses: dict[str, int],
     repeated: int,
-    *,
-    done: str,
-    waiting: str,
-    running: str,
+    names: Statuses,
     expected_done: int,
     total: int,
     interrupted: int | None,
-    jobs: str,
 ) -> None:
     """Every job run at most once (``repeated`` counts those that were not), none lost, and
-    none left ``running`` beyond the ``interrupted`` ones (any number when None) a stop at
-    the time cap may leave. ``statuses`` counts the jobs by the peer's names for them."""
+    none left running beyond the ``interrupted`` ones (any number when None) a stop at the
+    time cap may leave. ``statuses`` counts the jobs by the peer's names for them."""
     if (
-        statuses.get(done, 0) < expected_done
+        statuses.get(names.done, 0) < expected_done
         or sum(statuses.values()) != total
         or repeated
-        or (interrupted is not None and statuses.get(running, 0) > interrupted)
-        or (set(statuses) - {done, waiting, running})
+        or (interrupted is not None and statuses.get(names.running, 0) > interrupted)
+        or (set(statuses) - {names.done, names.waiting, names.running})
     ):
-        raise DriverFailure(f"{jobs} by status {statuses}, {repeated} run more than once")
+        raise DriverFailure(f"{names.jobs} by status {statuses}, {repeated} run more than once")
 
 
 def drained(

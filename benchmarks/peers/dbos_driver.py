@@ -63,17 +63,18 @@ def succeeded() -> int:
     )
 
 
+#: The peer's names for a job done, waiting and running.
+STATUSES = common.Statuses("SUCCESS", "ENQUEUED", "PENDING", "workflows")
+
+
 def check_once(expected_done: int, total: int, interrupted: int | None = 0) -> None:
     common.check_once(
         dict(sql(f"SELECT status, count(*) FROM {STATUS} WHERE name = 'noop' GROUP BY 1")),
         sql(f"SELECT count(*) FROM {STATUS} WHERE recovery_attempts > 1")[0][0],
-        done="SUCCESS",
-        waiting="ENQUEUED",
-        running="PENDING",
-        expected_done=expected_done,
-        total=total,
-        interrupted=interrupted,
-        jobs="workflows",
+        STATUSES,
+        expected_done,
+        total,
+        interrupted,
     )
 
 

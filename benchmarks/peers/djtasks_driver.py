@@ -47,18 +47,19 @@ def successful() -> int:
     return DBTaskResult.objects.filter(status="SUCCESSFUL").count()
 
 
+#: The peer's names for a job done, waiting and running.
+STATUSES = common.Statuses("SUCCESSFUL", "READY", "RUNNING", "results")
+
+
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
     twice = sql(f"SELECT count(*) FROM {TABLE} WHERE jsonb_array_length(worker_ids) > 1")[0][0]
     common.check_once(
         dict(sql(f"SELECT status, count(*) FROM {TABLE} GROUP BY 1")),
         twice,
-        done="SUCCESSFUL",
-        waiting="READY",
-        running="RUNNING",
-        expected_done=expected_done,
-        total=total,
-        interrupted=interrupted,
-        jobs="results",
+        STATUSES,
+        expected_done,
+        total,
+        interrupted,
     )
 
 

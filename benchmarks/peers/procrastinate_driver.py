@@ -45,6 +45,10 @@ def succeeded() -> int:
     return int(sql("SELECT count(*) FROM procrastinate_jobs WHERE status = 'succeeded'")[0][0])
 
 
+#: The peer's names for a job done, waiting and running.
+STATUSES = common.Statuses("succeeded", "todo", "doing")
+
+
 def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
     twice = sql(
         "SELECT count(*) FROM (SELECT job_id FROM procrastinate_events WHERE type = 'started' "
@@ -53,13 +57,10 @@ def check_once(expected_done: int, total: int, interrupted: int = 0) -> None:
     common.check_once(
         dict(sql("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1")),
         twice,
-        done="succeeded",
-        waiting="todo",
-        running="doing",
-        expected_done=expected_done,
-        total=total,
-        interrupted=interrupted,
-        jobs="jobs",
+        STATUSES,
+        expected_done,
+        total,
+        interrupted,
     )
 
 
