@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -24,14 +23,13 @@ from absurd_sdk import Absurd
 from common import (
     HERE,
     DriverFailure,
-    drain,
+    drain_backlog,
     drained,
     latency_summary,
     main,
-    paced,
+    pickups,
     spawn,
     stop,
-    wait_until,
 )
 from psycopg.conninfo import conninfo_to_dict
 
@@ -128,15 +126,11 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
             with conn.transaction():
                 spawn_noops(client, range(start, min(args.count, start + 1000)))
     sql(f"ANALYZE {TASKS}, {RUNS}")
-    began = time.perf_counter()
     options, suffix = [], ""
     if args.concurrency:
         options, suffix = [str(args.concurrency)], f"-c{args.concurrency}"
-    worker = spawn([*WORKER, *options], args.logs / f"peer-absurd-noop{suffix}.log")
-    capped = drain(worker, completed, args.count, args.cap)
-    wall = time.perf_counter() - began
-    stop(worker)
-    done = completed()
+    log = args.logs / f"peer-absurd-noop{suffix}.log"
+    done, capped, wall = drain_backlog([*WORKER, *options], log, completed, args.count, args.cap)
     interrupted = (args.concurrency or 1) if capped else 0
     check_once(done if capped else args.count, args.count, interrupted)
     (span,) = sql(
@@ -152,11 +146,13 @@ def pickup(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with psycopg.connect(CONNINFO, autocommit=True) as conn:
             client = Absurd(conn, queue_name=QUEUE)
-            warm = client.spawn("noop", {"n": -1}, queue=QUEUE)
-            wait_until(lambda: completed() == 1, 60, "a first task to run")
-            time.sleep(0.5)
-            paced(args.count, args.gap_ms, lambda n: spawn_noops(client, range(n, n + 1)))
-        wait_until(lambda: completed() == args.count + 1, 120, "every task to run")
+            warm = pickups(
+                lambda n: client.spawn("noop", {"n": n}, queue=QUEUE),
+                completed,
+                args.count,
+                args.gap_ms,
+                120,
+            )
     finally:
         stop(worker)
     check_once(args.count + 1, args.count + 1)

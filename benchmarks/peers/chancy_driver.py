@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import os
 import sys
-import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -22,14 +21,13 @@ import psycopg
 from chancy import Queue
 from chancy_app import app, noop
 from common import (
-    drain,
+    drain_backlog,
     drained,
     latency_summary,
     main,
-    paced,
+    pickups,
     spawn,
     stop,
-    wait_until,
 )
 
 WORKER = [str(Path(sys.executable).with_name("chancy")), "--app=chancy_app.app", "worker", "start"]
@@ -86,13 +84,9 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         for _ in app.sync_push_many([noop.job.with_kwargs(n=n) for n in range(args.count)]):
             pass
     sql(f"ANALYZE {JOBS}")
-    began = time.perf_counter()
     suffix = f"-c{args.concurrency}" if args.concurrency else ""
-    worker = spawn(WORKER, args.logs / f"peer-chancy-noop{suffix}.log")
-    capped = drain(worker, succeeded, args.count, args.cap)
-    wall = time.perf_counter() - began
-    stop(worker)
-    done = succeeded()
+    log = args.logs / f"peer-chancy-noop{suffix}.log"
+    done, capped, wall = drain_backlog(WORKER, log, succeeded, args.count, args.cap)
     concurrency = args.concurrency or getattr(os, "process_cpu_count", os.cpu_count)() or 1
     check_once(done if capped else args.count, args.count, concurrency if capped else 0)
     (span,) = sql(
@@ -108,11 +102,13 @@ def pickup(args: argparse.Namespace) -> dict[str, Any]:
     worker = spawn(WORKER, args.logs / "peer-chancy-pickup.log")
     try:
         with app:
-            warm = app.sync_push(noop.job.with_kwargs(n=-1))
-            wait_until(lambda: succeeded() == 1, 60, "a first job to run")
-            time.sleep(0.5)
-            paced(args.count, args.gap_ms, lambda n: app.sync_push(noop.job.with_kwargs(n=n)))
-        wait_until(lambda: succeeded() == args.count + 1, 120, "every job to run")
+            warm = pickups(
+                lambda n: app.sync_push(noop.job.with_kwargs(n=n)),
+                succeeded,
+                args.count,
+                args.gap_ms,
+                120,
+            )
     finally:
         stop(worker)
     check_once(args.count + 1, args.count + 1)

@@ -71,21 +71,41 @@ def stop(process: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
     return process.returncode
 
 
-def drain(
-    process: subprocess.Popen[bytes], done: Callable[[], int], count: int, cap: float
-) -> bool:
-    """Wait until ``count`` jobs are done or ``cap`` seconds pass; True when capped."""
+def drain_backlog(
+    command: Sequence[str], log: Path, done: Callable[[], int], count: int, cap: float
+) -> tuple[int, bool, float]:
+    """Start the worker ``command`` on a backlog of ``count`` jobs and stop it once they are
+    done or ``cap`` seconds have passed: how many were done, whether capped, and the wall
+    seconds it took."""
+    began = time.perf_counter()
+    process = spawn(command, log)
     deadline = time.monotonic() + cap
+    capped = False
     while done() < count:
         if time.monotonic() > deadline:
-            stop(process)
-            return True
+            capped = True
+            break
         if process.poll() is not None and done() < count:
             raise DriverFailure(
                 f"the worker exited ({process.returncode}) with {done()} of {count} done"
             )
         time.sleep(0.25)
-    return False
+    wall = time.perf_counter() - began
+    stop(process)
+    return done(), capped, wall
+
+
+def pickups(
+    push: Callable[[int], Any], done: Callable[[], int], count: int, gap_ms: float, timeout: float
+) -> Any:
+    """Push a first job (``push(-1)``) for the worker to warm up on, then ``count`` more
+    ``gap_ms`` apart, and wait until all have run; returns what the first push returned."""
+    warm = push(-1)
+    wait_until(lambda: done() == 1, 60, "a first job to run")
+    time.sleep(0.5)
+    paced(count, gap_ms, push)
+    wait_until(lambda: done() == count + 1, timeout, "every job to run")
+    return warm
 
 
 class Statuses(NamedTuple):

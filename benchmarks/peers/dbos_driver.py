@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from importlib.metadata import version
 from typing import Any
 
@@ -20,14 +19,13 @@ import psycopg
 import sqlalchemy as sa
 from common import (
     HERE,
-    drain,
+    drain_backlog,
     drained,
     latency_summary,
     main,
-    paced,
+    pickups,
     spawn,
     stop,
-    wait_until,
 )
 from dbos import DBOS, DBOSClient, EnqueueOptions
 from dbos_app import QUEUE, system_database_url
@@ -96,13 +94,9 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         engine.dispose()
         dbos.destroy()
     sql(f"ANALYZE {STATUS}")
-    began = time.perf_counter()
     suffix = f"-c{args.concurrency}" if args.concurrency else ""
-    worker = spawn(WORKER, args.logs / f"peer-dbos-noop{suffix}.log")
-    capped = drain(worker, succeeded, args.count, args.cap)
-    wall = time.perf_counter() - began
-    stop(worker)
-    done = succeeded()
+    log = args.logs / f"peer-dbos-noop{suffix}.log"
+    done, capped, wall = drain_backlog(WORKER, log, succeeded, args.count, args.cap)
     check_once(done if capped else args.count, args.count, args.concurrency if capped else 0)
     (span,) = sql(
         f"SELECT (max(completed_at) - min(started_at_epoch_ms)) / 1000.0 FROM {STATUS} "
@@ -117,11 +111,8 @@ def pickup(args: argparse.Namespace) -> dict[str, Any]:
     worker = spawn(WORKER, args.logs / "peer-dbos-pickup.log")
     dbos = client()
     try:
-        warm = dbos.enqueue(OPTIONS, -1).get_workflow_id()
-        wait_until(lambda: succeeded() == 1, 60, "a first workflow to run")
-        time.sleep(0.5)
-        paced(args.count, args.gap_ms, lambda n: dbos.enqueue(OPTIONS, n))
-        wait_until(lambda: succeeded() == args.count + 1, 120, "every workflow to run")
+        first = pickups(lambda n: dbos.enqueue(OPTIONS, n), succeeded, args.count, args.gap_ms, 120)
+        warm = first.get_workflow_id()
     finally:
         dbos.destroy()
         stop(worker)

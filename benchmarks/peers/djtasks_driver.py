@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from typing import Any
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djtasks_settings")
@@ -16,14 +15,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "djtasks_settings")
 import common
 import django
 from common import (
-    drain,
+    drain_backlog,
     drained,
     latency_summary,
     main,
-    paced,
+    pickups,
     spawn,
     stop,
-    wait_until,
 )
 
 django.setup()
@@ -77,12 +75,8 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
             for n in range(start, min(args.count, start + 1000)):
                 noop.enqueue(n=n)
     sql(f"ANALYZE {TABLE}")
-    began = time.perf_counter()
-    worker = spawn([*WORKER, "--batch"], args.logs / "peer-django-tasks-db-noop.log")
-    capped = drain(worker, successful, args.count, args.cap)
-    wall = time.perf_counter() - began
-    stop(worker)
-    done = successful()
+    log = args.logs / "peer-django-tasks-db-noop.log"
+    done, capped, wall = drain_backlog([*WORKER, "--batch"], log, successful, args.count, args.cap)
     check_once(done if capped else args.count, args.count, 1 if capped else 0)
     (span,) = sql(
         f"SELECT extract(epoch FROM max(finished_at) - min(started_at))::float FROM {TABLE} "
@@ -95,11 +89,7 @@ def pickup(args: argparse.Namespace) -> dict[str, Any]:
     sql(f"TRUNCATE {TABLE}")
     worker = spawn(WORKER, args.logs / "peer-django-tasks-db-pickup.log")
     try:
-        warm = noop.enqueue(n=-1)
-        wait_until(lambda: successful() == 1, 60, "a first task to run")
-        time.sleep(0.5)
-        paced(args.count, args.gap_ms, lambda n: noop.enqueue(n=n))
-        wait_until(lambda: successful() == args.count + 1, 300, "every task to run")
+        warm = pickups(lambda n: noop.enqueue(n=n), successful, args.count, args.gap_ms, 300)
     finally:
         stop(worker)
     check_once(args.count + 1, args.count + 1)

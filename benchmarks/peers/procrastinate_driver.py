@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 import common
 import psycopg
 from common import (
-    drain,
+    drain_backlog,
     drained,
     latency_summary,
     main,
-    paced,
+    pickups,
     spawn,
     stop,
-    wait_until,
 )
 from procrastinate_app import app, noop
 
@@ -78,17 +76,13 @@ def noop_throughput(args: argparse.Namespace) -> dict[str, Any]:
         for start in range(0, args.count, 5000):
             noop.batch_defer(*({"n": n} for n in range(start, min(args.count, start + 5000))))
     sql("ANALYZE procrastinate_jobs")
-    began = time.perf_counter()
     options, suffix = [], ""
     if args.concurrency:
         options, suffix = ["--concurrency", str(args.concurrency)], f"-c{args.concurrency}"
-    worker = spawn(
-        [*WORKER, *options, "--one-shot"], args.logs / f"peer-procrastinate-noop{suffix}.log"
+    log = args.logs / f"peer-procrastinate-noop{suffix}.log"
+    done, capped, wall = drain_backlog(
+        [*WORKER, *options, "--one-shot"], log, succeeded, args.count, args.cap
     )
-    capped = drain(worker, succeeded, args.count, args.cap)
-    wall = time.perf_counter() - began
-    stop(worker)
-    done = succeeded()
     interrupted = (args.concurrency or 1) if capped else 0
     check_once(done if capped else args.count, args.count, interrupted)
     (span,) = sql(
@@ -103,11 +97,7 @@ def pickup(args: argparse.Namespace) -> dict[str, Any]:
     worker = spawn(WORKER, args.logs / "peer-procrastinate-pickup.log")
     try:
         with app.open():
-            noop.defer(n=-1)
-            wait_until(lambda: succeeded() == 1, 60, "a first job to run")
-            time.sleep(0.5)
-            paced(args.count, args.gap_ms, lambda n: noop.defer(n=n))
-        wait_until(lambda: succeeded() == args.count + 1, 120, "every job to run")
+            pickups(lambda n: noop.defer(n=n), succeeded, args.count, args.gap_ms, 120)
     finally:
         stop(worker)
     check_once(args.count + 1, args.count + 1)
